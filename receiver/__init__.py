@@ -1,0 +1,2 @@
+"""receiver."""
+__version__ = "0.1.0"

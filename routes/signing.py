@@ -1,0 +1,45 @@
+"""Standard Webhooks signing: `whsec_` secrets and `v1,<base64 HMAC-SHA256>` signatures.
+
+The signed content is `"{msg_id}.{timestamp}.{body}"` over the raw body bytes. Consumers verify
+with the `standardwebhooks` or `svix` libraries unchanged. The same primitives verify inbound
+Standard Webhooks / Svix callbacks (`receiver.verify`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+
+
+def new_secret() -> str:
+    """A fresh subscription secret: `whsec_` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_…` secret. Raises ValueError when it is not valid base64."""
+    raw = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except (ValueError, base64.binascii.Error) as exc:  # type: ignore[attr-defined]
+        raise ValueError("the webhook secret is not valid base64") from exc
+
+
+def digest(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> bytes:
+    return hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+
+
+def sign(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> str:
+    """One `v1,<base64>` signature."""
+    return "v1," + base64.b64encode(digest(key, msg_id, timestamp, body)).decode()
+
+
+def signature_header(keys: Iterable[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: one signature per key, space-separated (rotation)."""
+    return " ".join(sign(key, msg_id, timestamp, body) for key in keys)
