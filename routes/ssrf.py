@@ -92,7 +92,8 @@ class TargetNotAllowedError(OSError, ValueError):
     """
 
     def __init__(self, message: str, *, host: str | None = None, address: str | None = None) -> None:
-        super().__init__(errno.EACCES, message)
+        super().__init__(errno.EACCES, message)  # aiohttp shows `strerror` in its own message
+        self.args = (message,)
         self.message = message
         self.host = host
         self.address = address
