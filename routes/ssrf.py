@@ -193,7 +193,7 @@ def check_url(url: str, *, allow_private: bool = False) -> None:
         address = None
     if address is None:
         bare = raw_host.rstrip(".")
-        if not _HOSTNAME.match(bare) or not bare:
+        if not _HOSTNAME.match(bare):
             raise TargetNotAllowedError(f"subscription URL {url!r}: {host!r} is not a valid host name")
         if _LEGACY_IPV4.match(bare) and _is_legacy_ipv4(bare):
             raise TargetNotAllowedError(
