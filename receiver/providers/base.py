@@ -145,6 +145,8 @@ class Provider:
     name: ClassVar[str]
     #: accepts callbacks at `POST /callbacks/{name}` without a per-job token (workspace webhooks)
     provider_level: ClassVar[bool] = False
+    #: submissions register a per-job URL `/callbacks/{name}/{token}` (False: the provider-level URL)
+    per_job_callbacks: ClassVar[bool] = True
     #: a callback for a job Callboard did not submit still creates a job (recall)
     adopts_unknown_jobs: ClassVar[bool] = False
     #: credentials that must be redacted when the headers are stored

@@ -1,0 +1,1 @@
+"""The admin API (`/v1/*`): one module per resource, shared helpers in `common`."""

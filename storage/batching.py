@@ -1,0 +1,65 @@
+"""Group commit: many concurrent writers, one transaction and one fsync per batch.
+
+Each caller awaits its own result; while one batch is being written, new arrivals queue up and
+go together in the next. Under load batches grow by themselves; when idle a lone callback is
+written at once, so latency does not wait for a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+MAX_BATCH = 512
+
+
+class GroupCommit(Generic[In, Out]):
+    def __init__(self, flush: Callable[[list[In]], Awaitable[list[Out]]], max_batch: int = MAX_BATCH) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def submit(self, item: In) -> Out:
+        if self._closed:
+            raise RuntimeError("the store is closing")
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while self._pending or not self._closed:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            items = [item for item, _ in batch]
+            try:
+                results = await self._flush(items)
+            except BaseException as exc:  # every waiter learns its write failed; none is told it succeeded
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task

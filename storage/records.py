@@ -1,0 +1,187 @@
+"""What the store holds, as plain frozen records. JSON columns are decoded; bodies stay bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+JOB_SUBMITTING = "submitting"
+JOB_SUBMITTED = "submitted"
+JOB_COMPLETED = "completed"
+JOB_FAILED = "failed"
+
+CB_PENDING = "pending"
+CB_DONE = "done"
+CB_IGNORED = "ignored"
+CB_FAILED = "failed"
+
+DLV_PENDING = "pending"
+DLV_SUCCEEDED = "succeeded"
+DLV_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    provider: str
+    provider_job_id: str | None
+    status: str
+    audio_url: str | None
+    recording_id: str | None
+    options: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    error: Mapping[str, Any] | None
+    created_at: float
+    updated_at: float
+    completed_at: float | None
+    reconcile_at: float | None
+    reconcile_attempts: int
+
+
+@dataclass(frozen=True)
+class NewCallback:
+    """A callback as received, before it is stored."""
+
+    id: str
+    provider: str
+    dedupe_key: str
+    job_id: str | None
+    provider_job_id: str | None
+    job_hint: str | None
+    method: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    received_at: float
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """`id` is the stored callback's id (the first one's, for a duplicate)."""
+
+    id: str
+    duplicate: bool = False
+    unknown_job: bool = False
+
+
+@dataclass(frozen=True)
+class Callback:
+    id: str
+    provider: str
+    dedupe_key: str
+    job_id: str | None
+    provider_job_id: str | None
+    job_hint: str | None
+    method: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    received_at: float
+    status: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    processed_at: float | None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    job_id: str
+    transcript_id: str
+    provider: str
+    metadata: Mapping[str, Any]
+    created_at: float
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    url: str
+    description: str | None
+    event_types: list[str]
+    filter: Mapping[str, Any]
+    enabled: bool
+    disabled_reason: str | None
+    disabled_at: float | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: float | None
+    failing_since: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    event_id: str
+    subscription_id: str
+    status: str
+    attempts: int
+    schedule_index: int
+    next_attempt_at: float | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    delivery_id: str
+    attempted_at: float
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    response_excerpt: str | None
+    trigger: str
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing, newest first; pass `next_cursor` back to get the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    type: str | None = None
+    provider: str | None = None
+    since: float | None = None
+    until: float | None = None
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    provider: str | None = None
+    status: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Everything written when a job reaches its end, in one transaction."""
+
+    callback_id: str | None
+    job_id: str
+    job_status: str
+    error: Mapping[str, Any] | None
+    transcript_id: str
+    transcript_body: bytes
+    event: Event
+    subscription_ids: list[str] = field(default_factory=list)

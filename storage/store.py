@@ -1,0 +1,76 @@
+"""The store: every query Callboard makes, over a pluggable backend.
+
+`open_store(url)` picks the backend from `CALLBOARD_DATABASE_URL`: `sqlite:///…` (the embedded
+default) or `postgresql://…`. Everything above this package talks to `Store` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from storage.backend import Backend
+from storage.batching import GroupCommit
+from storage.callbacks import CallbacksStore
+from storage.events import EventsStore
+from storage.jobs import JobsStore
+from storage.records import IngestResult, NewCallback
+from storage.subscriptions import SubscriptionsStore
+
+
+class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore):
+    def __init__(self, backend: Backend) -> None:
+        self.db = backend
+        self._ingest: GroupCommit[NewCallback, IngestResult] | None = None
+
+    async def ingest(self, callback: NewCallback) -> IngestResult:
+        """Store one callback durably (group commit); return when it is on disk."""
+        if self._ingest is None:
+            self._ingest = GroupCommit(self.write_callbacks)
+        return await self._ingest.submit(callback)
+
+    async def ping(self) -> None:
+        async with self.db.read() as db:
+            await db.fetch("SELECT 1")
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self.db.read() as db:
+            rows = await db.fetch("SELECT value FROM meta WHERE key = ?", key)
+        return str(rows[0]["value"]) if rows else None
+
+    async def meta_setdefault(self, key: str, value: str) -> str:
+        """Store `value` under `key` unless a value is there already; return the stored one."""
+        async with self.db.transaction() as tx:
+            await tx.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, value)
+            rows = await tx.fetch("SELECT value FROM meta WHERE key = ?", key)
+        return str(rows[0]["value"])
+
+    async def close(self) -> None:
+        if self._ingest is not None:
+            await self._ingest.close()
+        await self.db.close()
+
+
+def backend_for(url: str) -> Backend:
+    if url.startswith(("postgres://", "postgresql://")):
+        from storage.postgres import PostgresBackend  # imported lazily: SQLite users never load asyncpg
+
+        return PostgresBackend(url)
+    if url.startswith("sqlite:") or "://" not in url:
+        from storage.sqlite import SQLiteBackend
+
+        return SQLiteBackend(url)
+    raise ValueError(f"unsupported database URL scheme: {url.split('://', 1)[0]}:// (use sqlite:/// or postgresql://)")
+
+
+@contextlib.asynccontextmanager
+async def open_store(url: str, *, migrate: bool = True) -> AsyncIterator[Store]:
+    backend = backend_for(url)
+    await backend.connect()
+    store = Store(backend)
+    try:
+        if migrate:
+            await backend.migrate()
+        yield store
+    finally:
+        await store.close()
