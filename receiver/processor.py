@@ -33,8 +33,8 @@ MAX_BACKOFF = 600.0
 GIVE_UP_AFTER = 3 * 86400.0  # a callback whose provider stays unreachable this long is marked failed
 
 
-def backoff(attempts: int, rng: random.Random) -> float:
-    base = min(MAX_BACKOFF, 2.0 * 2 ** max(0, attempts - 1))
+def backoff(attempts: int, rng: random.Random, base_delay: float = 2.0) -> float:
+    base = min(MAX_BACKOFF, base_delay * 2 ** max(0, attempts - 1))
     return base * rng.uniform(0.8, 1.2)
 
 
@@ -184,7 +184,7 @@ class Processor:
         if now - cb.received_at > GIVE_UP_AFTER:
             await self.service.store.settle_callback(cb.id, CB_FAILED, error=f"gave up after {cb.attempts} attempts: {error}")
             return
-        await self.service.store.retry_callback(cb.id, error=error, next_attempt_at=now + backoff(cb.attempts, self._rng))
+        await self.service.store.retry_callback(cb.id, error=error, next_attempt_at=now + backoff(cb.attempts, self._rng, self.service.settings.fetch_retry_base))
 
     async def _job_for(self, cb: Callback) -> Job | None:
         store = self.service.store

@@ -15,8 +15,8 @@ from starlette.datastructures import Secret
 
 from receiver.providers import DEFAULT_BASE_URLS
 from receiver.providers.base import ProviderConfig
+from routes.retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
 
-DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 PROVIDERS = ("generic", "assemblyai", "recall", "gladia", "deepgram", "revai", "speechmatics", "aitronos")
 
 
@@ -54,6 +54,7 @@ class Settings:
     max_body_bytes: int = 26_214_400
     reconcile_after: float = 600.0
     delivery_timeout: float = 15.0
+    fetch_retry_base: float = 2.0
     disable_after: float = 5 * 86400.0
     rotation_grace: float = 86400.0
     log_format: str = "auto"
@@ -90,10 +91,9 @@ class Settings:
             raise SettingsError("CALLBOARD_PUBLIC_URL must start with http:// or https://")
         schedule = get("RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE) or DEFAULT_RETRY_SCHEDULE
         try:
-            if not [float(x) for x in schedule.split(",")]:
-                raise ValueError
-        except ValueError:
-            raise SettingsError(f"CALLBOARD_RETRY_SCHEDULE must be comma-separated seconds, not {schedule!r}") from None
+            parse_schedule(schedule)
+        except ValueError as exc:
+            raise SettingsError(f"CALLBOARD_RETRY_SCHEDULE: {exc}") from None
         return cls(
             database_url=get("DATABASE_URL", cls.database_url) or cls.database_url,
             public_url=public_url,
@@ -103,6 +103,7 @@ class Settings:
             retry_schedule=schedule,
             max_body_bytes=int(_number("CALLBOARD_MAX_BODY_BYTES", get("MAX_BODY_BYTES", "26214400") or "", int)),
             reconcile_after=_number("CALLBOARD_RECONCILE_AFTER", get("RECONCILE_AFTER", "600") or ""),
+            fetch_retry_base=_number("CALLBOARD_FETCH_RETRY_BASE", get("FETCH_RETRY_BASE", "2") or ""),
             delivery_timeout=_number("CALLBOARD_DELIVERY_TIMEOUT", get("DELIVERY_TIMEOUT", "15") or ""),
             disable_after=_number("CALLBOARD_DISABLE_AFTER", get("DISABLE_AFTER", str(5 * 86400)) or ""),
             rotation_grace=_number("CALLBOARD_ROTATION_GRACE", get("ROTATION_GRACE", "86400") or ""),

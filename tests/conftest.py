@@ -1,0 +1,32 @@
+"""Shared fixtures: fake providers served on 127.0.0.1 and a real `callboard serve` process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from routes.signing import new_secret
+from tests.fakes.assemblyai import AssemblyAIFake
+from tests.fakes.base import running
+from tests.fakes.generic import GenericFake
+from tests.harness import CallboardProcess
+
+
+@pytest.fixture
+def generic_fake() -> Iterator[GenericFake]:
+    with running(GenericFake(webhook_secret=new_secret())) as fake:
+        yield fake
+
+
+@pytest.fixture
+def assemblyai_fake() -> Iterator[AssemblyAIFake]:
+    with running(AssemblyAIFake()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def callboard(tmp_path: Path, generic_fake: GenericFake, assemblyai_fake: AssemblyAIFake) -> Iterator[CallboardProcess]:
+    with CallboardProcess(tmp_path, fakes={"generic": generic_fake, "assemblyai": assemblyai_fake}) as cb:
+        yield cb
