@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from receiver import callbacks, health
-from receiver.api import events, jobs
+from receiver.api import deliveries, events, jobs, replay, subscriptions
 from receiver.api.common import error_response, json_response
 from receiver.exceptions import CallboardError
 from receiver.middleware import AdminAuthMiddleware
@@ -61,8 +61,6 @@ async def _openapi(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from routes import api as routes_api
-
     return [
         Route("/callbacks/{provider}/{token}", callbacks.receive, methods=["POST", "PUT"]),
         Route("/callbacks/{provider}", callbacks.receive, methods=["POST", "PUT"]),
@@ -71,7 +69,16 @@ def routes() -> list[Route]:
         Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
         Route("/v1/events", events.list_events, methods=["GET"]),
         Route("/v1/events/{event_id}", events.get_event, methods=["GET"]),
-        *routes_api.routes(),
+        Route("/v1/events/{event_id}/replay", replay.replay_event, methods=["POST"]),
+        Route("/v1/replay", replay.replay_filter, methods=["POST"]),
+        Route("/v1/subscriptions", subscriptions.create_subscription, methods=["POST"]),
+        Route("/v1/subscriptions", subscriptions.list_subscriptions, methods=["GET"]),
+        Route("/v1/subscriptions/{subscription_id}", subscriptions.get_subscription, methods=["GET"]),
+        Route("/v1/subscriptions/{subscription_id}", subscriptions.update_subscription, methods=["PATCH"]),
+        Route("/v1/subscriptions/{subscription_id}", subscriptions.delete_subscription, methods=["DELETE"]),
+        Route("/v1/subscriptions/{subscription_id}/rotate-secret", subscriptions.rotate_secret, methods=["POST"]),
+        Route("/v1/deliveries", deliveries.list_deliveries, methods=["GET"]),
+        Route("/v1/deliveries/{delivery_id}", deliveries.get_delivery, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),

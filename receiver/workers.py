@@ -12,6 +12,18 @@ from receiver.processor import Processor
 from receiver.reconciler import Reconciler
 from receiver.service import Service
 from routes.fanout import Fanout
+from routes.retry import RetryPolicy, parse_schedule
+from routes.worker import DeliveryWorker, WorkerConfig
+
+
+def worker_config(service: Service) -> WorkerConfig:
+    s = service.settings
+    return WorkerConfig(
+        policy=RetryPolicy(parse_schedule(s.retry_schedule)),
+        timeout=s.delivery_timeout,
+        allow_private=s.allow_private_targets,
+        disable_after=s.disable_after,
+    )
 
 
 class Workers:
@@ -20,9 +32,11 @@ class Workers:
         self.fanout = Fanout(service.store)
         self.processor = Processor(service, self.fanout)
         self.reconciler = Reconciler(service, self.fanout)
+        self.delivery = DeliveryWorker(service.store, self.fanout, worker_config(service))
 
     def start(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         return [
             asyncio.create_task(self.processor.run(stop), name="processor"),
             asyncio.create_task(self.reconciler.run(stop), name="reconciler"),
+            asyncio.create_task(self.delivery.run(stop), name="delivery-worker"),
         ]

@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from storage.backend import Backend
 from storage.batching import GroupCommit
 from storage.callbacks import CallbacksStore
+from storage.deliveries import DeliveriesStore
 from storage.events import EventsStore
 from storage.jobs import JobsStore
 from storage.records import IngestResult, NewCallback
 from storage.subscriptions import SubscriptionsStore
 
 
-class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore):
+class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, DeliveriesStore):
     def __init__(self, backend: Backend) -> None:
         self.db = backend
         self._ingest: GroupCommit[NewCallback, IngestResult] | None = None
@@ -44,6 +45,14 @@ class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore):
             await tx.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, value)
             rows = await tx.fetch("SELECT value FROM meta WHERE key = ?", key)
         return str(rows[0]["value"])
+
+    async def meta_set(self, key: str, value: str) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                key,
+                value,
+            )
 
     async def close(self) -> None:
         if self._ingest is not None:

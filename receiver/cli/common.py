@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -12,6 +13,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from receiver.logconfig import configure_logging
 from receiver.service import Service, open_service
 from receiver.settings import Settings
 from receiver.timeparse import parse_time
@@ -31,10 +33,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def with_service(fn: Callable[[Service], Awaitable[T]]) -> T:
-    """Open the service (store, provider client) for one CLI command and run `fn` with it."""
+    """Open the service (store, provider client) for one CLI command and run `fn` with it.
+
+    Logging goes to stderr at WARNING: stdout holds the command's output only (one JSON document
+    with `--json`), and a failure is the one line `main()` prints, not a log line beside it.
+    """
+    cfg = settings()
+    configure_logging(cfg.log_format, level=logging.WARNING)
 
     async def go() -> T:
-        async with open_service(settings()) as svc:
+        async with open_service(cfg) as svc:
             return await fn(svc)
 
     return run(go())
@@ -45,7 +53,7 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: str) -> None:
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     if not rows:
         console.print(f"[dim]{empty}[/dim]")
         return

@@ -1,0 +1,195 @@
+"""Deliveries and their attempts: the outbox the delivery worker drains.
+
+A delivery is one (event, subscription) pair; every HTTP attempt at it is an `attempts` row.
+Workers claim due deliveries with a lease longer than the HTTP timeout, so a worker killed
+mid-request leaves the delivery to be taken again when the lease runs out. Claims are spread
+over subscriptions (a window per subscription), so one endpoint's backlog never starves others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from storage import _rows
+from storage._base import StoreBase
+from storage.backend import placeholders
+from storage.ids import new_id
+from storage.records import DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Page
+
+REPLAY_UPSERT = (
+    "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index, next_attempt_at,"
+    " created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"
+    " ON CONFLICT (event_id, subscription_id) DO UPDATE SET status = excluded.status,"
+    " schedule_index = 0, next_attempt_at = excluded.next_attempt_at, lease_until = NULL,"
+    " updated_at = excluded.updated_at"
+)
+
+
+class DeliveriesStore(StoreBase):
+    async def claim_deliveries(
+        self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str] = ()
+    ) -> list[Delivery]:
+        """Lease due deliveries of enabled subscriptions, at most `per_subscription` per endpoint."""
+        excluded = f" AND subscription_id NOT IN {placeholders(len(exclude))}" if exclude else ""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "UPDATE deliveries SET lease_until = ? WHERE id IN ("
+                "SELECT id FROM (SELECT id, next_attempt_at, ROW_NUMBER() OVER"
+                " (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rn FROM deliveries"
+                " WHERE status = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+                f" AND subscription_id IN (SELECT id FROM subscriptions WHERE enabled = 1){excluded}) AS due"
+                " WHERE rn <= ? ORDER BY next_attempt_at LIMIT ?"
+                f"{self.db.skip_locked}) RETURNING *",
+                now + lease,
+                DLV_PENDING,
+                now,
+                now,
+                *exclude,
+                per_subscription,
+                limit,
+            )
+        return [_rows.delivery(r) for r in rows]
+
+    async def record_attempt(
+        self,
+        delivery: Delivery,
+        attempt: Attempt,
+        *,
+        status: str,
+        next_attempt_at: float | None,
+        disable_reason: str | None = None,
+    ) -> None:
+        """Write one attempt and the delivery's new state; keep the subscription's health current."""
+        now = attempt.attempted_at
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO attempts (id, delivery_id, attempted_at, status_code, latency_ms, error,"
+                " response_excerpt, trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                attempt.id,
+                attempt.delivery_id,
+                attempt.attempted_at,
+                attempt.status_code,
+                attempt.latency_ms,
+                attempt.error,
+                attempt.response_excerpt,
+                attempt.trigger,
+            )
+            await tx.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, schedule_index = schedule_index + 1,"
+                " next_attempt_at = ?, lease_until = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
+                " WHERE id = ?",
+                status,
+                next_attempt_at,
+                attempt.status_code,
+                attempt.error,
+                time.time(),
+                delivery.id,
+            )
+            if status == DLV_SUCCEEDED:
+                await tx.execute(
+                    "UPDATE subscriptions SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
+                    delivery.subscription_id,
+                )
+            else:
+                await tx.execute(
+                    "UPDATE subscriptions SET failing_since = ? WHERE id = ? AND failing_since IS NULL",
+                    now,
+                    delivery.subscription_id,
+                )
+            if disable_reason is not None:
+                await tx.execute(
+                    "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, disabled_at = ?, updated_at = ?"
+                    " WHERE id = ? AND enabled = 1",
+                    disable_reason,
+                    now,
+                    now,
+                    delivery.subscription_id,
+                )
+
+    async def release_delivery(self, delivery_id: str) -> None:
+        """Give a claimed delivery back without an attempt (the worker is stopping)."""
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE deliveries SET lease_until = NULL WHERE id = ?", delivery_id)
+
+    async def disable_failing_subscriptions(self, *, now: float, window: float) -> list[str]:
+        """Disable subscriptions whose every delivery has failed for `window` seconds."""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "UPDATE subscriptions SET enabled = 0, disabled_at = ?, updated_at = ?,"
+                " disabled_reason = ? WHERE enabled = 1 AND failing_since IS NOT NULL AND failing_since <= ?"
+                " RETURNING id",
+                now,
+                now,
+                f"every delivery failed for {window:g} s",
+                now - window,
+            )
+        return [r["id"] for r in rows]
+
+    async def get_delivery(self, delivery_id: str) -> tuple[Delivery, list[Attempt]] | None:
+        async with self.db.read() as db:
+            rows = await db.fetch("SELECT * FROM deliveries WHERE id = ?", delivery_id)
+            if not rows:
+                return None
+            attempts = await db.fetch(
+                "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY attempted_at, id", delivery_id
+            )
+        return _rows.delivery(rows[0]), [_rows.attempt(a) for a in attempts]
+
+    async def list_deliveries(
+        self,
+        *,
+        event_id: str | None = None,
+        subscription_id: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Delivery]:
+        clause, args = _rows.where(
+            {"event_id = ?": event_id, "subscription_id = ?": subscription_id, "status = ?": status, "id < ?": cursor}
+        )
+        async with self.db.read() as db:
+            rows = await db.fetch(f"SELECT * FROM deliveries{clause} ORDER BY id DESC LIMIT ?", *args, limit + 1)
+        items = [_rows.delivery(r) for r in rows[:limit]]
+        return Page(items, items[-1].id if len(rows) > limit else None)
+
+    async def deliveries_for_events(self, event_ids: Sequence[str]) -> list[Delivery]:
+        if not event_ids:
+            return []
+        async with self.db.read() as db:
+            rows = await db.fetch(f"SELECT * FROM deliveries WHERE event_id IN {placeholders(len(event_ids))}", *event_ids)
+        return [_rows.delivery(r) for r in rows]
+
+    async def count_deliveries(self, ids: Sequence[str], status: str) -> int:
+        if not ids:
+            return 0
+        async with self.db.read() as db:
+            rows = await db.fetch(
+                f"SELECT COUNT(*) AS n FROM deliveries WHERE status = ? AND id IN {placeholders(len(ids))}",
+                status,
+                *ids,
+            )
+        return int(rows[0]["n"])
+
+    async def enqueue_replay(self, pairs: Sequence[tuple[str, str]], *, now: float | None = None) -> list[str]:
+        """Make (event, subscription) pairs due now, creating deliveries that never existed.
+
+        The delivery keeps its id and history; its retry schedule starts over. Returns the ids.
+        """
+        if not pairs:
+            return []
+        now = time.time() if now is None else now
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                REPLAY_UPSERT, [(new_id("dlv", now), e, s, DLV_PENDING, now, now, now) for e, s in pairs]
+            )
+            rows: list[Any] = []
+            for start in range(0, len(pairs), 400):
+                chunk = pairs[start : start + 400]
+                cond = " OR ".join(["(event_id = ? AND subscription_id = ?)"] * len(chunk))
+                rows += await tx.fetch(f"SELECT id FROM deliveries WHERE {cond}", *[v for p in chunk for v in p])
+            await self.db.notify(tx, "deliveries")
+        return [r["id"] for r in rows]
+
+
