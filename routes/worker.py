@@ -51,7 +51,7 @@ class WorkerConfig:
 
     @property
     def lease(self) -> float:
-        return self.timeout * 2 + 30.0
+        return self.timeout * 2 + 5.0
 
 
 def signing_keys(sub: Subscription, now: float) -> list[bytes]:
