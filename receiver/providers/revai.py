@@ -19,7 +19,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from receiver.exceptions import InvalidRequestError, ProviderUnavailableError, UnusableBodyError, VerificationError
+from receiver.exceptions import (
+    InvalidRequestError,
+    ProviderUnavailableError,
+    UnusableBodyError,
+    VerificationError,
+)
 from receiver.model import (
     Transcript,
     Utterance,
@@ -132,7 +137,9 @@ class RevAI(Provider):
         data = _dict(callback.inbound().json_object().get("job"))
         rid = str(data.get("id", ""))
         if job.provider_job_id is not None and rid != job.provider_job_id:
-            raise UnusableBodyError("the notification names another Rev.ai job than the one its URL was issued for")
+            raise UnusableBodyError(
+                "the notification names another Rev.ai job than the one its URL was issued for"
+            )
         return await self._from_job(data)
 
     async def _from_job(self, data: dict[str, Any]) -> Transcript | None:
