@@ -20,7 +20,12 @@ AUTH_HEADER = "x-callboard-auth"
 def submit(cb: CallboardProcess, **metadata: str) -> dict[str, Any]:
     response = cb.http.post(
         "/v1/jobs",
-        json={"provider": "assemblyai", "audio_url": AUDIO, "metadata": metadata, "options": {"punctuate": True}},
+        json={
+            "provider": "assemblyai",
+            "audio_url": AUDIO,
+            "metadata": metadata,
+            "options": {"punctuate": True},
+        },
     )
     assert response.status_code == 201, response.text
     job: dict[str, Any] = response.json()
@@ -58,8 +63,10 @@ def test_completed_callback_completes_job_with_normalized_transcript(
     assert transcript["language"] == "en_us"
     assert transcript["duration"] == 4.0
     assert transcript["confidence"] == 0.9575
-    assert transcript["words"][0] == {"word": "Thanks", "start": 0.24, "end": 0.52, "confidence": 0.98, "speaker": "A"}
-    assert [(u["speaker"], u["start"], u["end"]) for u in transcript["utterances"]] == [("A", 0.24, 1.6), ("B", 2.1, 3.1)]
+    first_word = {"word": "Thanks", "start": 0.24, "end": 0.52, "confidence": 0.98, "speaker": "A"}
+    assert transcript["words"][0] == first_word
+    spans = [(u["speaker"], u["start"], u["end"]) for u in transcript["utterances"]]
+    assert spans == [("A", 0.24, 1.6), ("B", 2.1, 3.1)]
     assert {w["speaker"] for w in transcript["words"]} == {"A", "B"}
     assert transcript["metadata"] == {"external_id": "call-55123"}
     assert transcript["error"] is None
@@ -199,7 +206,8 @@ def test_cli_submit_unknown_provider_exits_1_with_one_line(tmp_path: Path) -> No
 
 
 def test_cli_submit_bad_metadata_pair_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_cli("submit", "assemblyai", AUDIO, "--metadata", "novalue", env=base_env(tmp_path), cwd=tmp_path)
+    env = base_env(tmp_path)
+    result = run_cli("submit", "assemblyai", AUDIO, "--metadata", "novalue", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "KEY=VALUE" in result.stderr
