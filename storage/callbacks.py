@@ -29,40 +29,50 @@ from storage.records import (
 _INSERT = (
     "INSERT INTO callbacks (id, provider, dedupe_key, job_id, provider_job_id, job_hint, method, headers,"
     " query, body, received_at, status, attempts, next_attempt_at)"
-    " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?"
-    " WHERE CAST(? AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM jobs WHERE id = ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
     " ON CONFLICT (provider, dedupe_key) DO NOTHING"
 )
+
+
+def _insert_row(c: NewCallback) -> tuple[object, ...]:
+    return (
+        c.id,
+        c.provider,
+        c.dedupe_key,
+        c.job_id,
+        c.provider_job_id,
+        c.job_hint,
+        c.method,
+        _rows.dumps(c.headers),
+        _rows.dumps(c.query),
+        c.body,
+        c.received_at,
+        CB_PENDING,
+        c.received_at,
+    )
 
 
 class CallbacksStore(StoreBase):
     async def write_callbacks(self, batch: list[NewCallback]) -> list[IngestResult]:
         """Store a batch in one transaction (the group-commit flush). Results are in batch order."""
-        rows = [
-            (
-                c.id,
-                c.provider,
-                c.dedupe_key,
-                c.job_id,
-                c.provider_job_id,
-                c.job_hint,
-                c.method,
-                _rows.dumps(c.headers),
-                _rows.dumps(c.query),
-                c.body,
-                c.received_at,
-                CB_PENDING,
-                c.received_at,
-                c.job_id,
-                c.job_id,
-            )
-            for c in batch
-        ]
         async with self.db.transaction() as tx:
-            await tx.executemany(_INSERT, rows)
-            ids = [c.id for c in batch]
-            stored = {r["id"] for r in await tx.fetch(f"SELECT id FROM callbacks WHERE id IN {placeholders(len(ids))}", *ids)}
-            results = [IngestResult(c.id) if c.id in stored else await _explain(tx, c) for c in batch]
+            job_ids = sorted({c.job_id for c in batch if c.job_id})
+            known = set()
+            if job_ids:
+                known = {r["id"] for r in await tx.fetch(f"SELECT id FROM jobs WHERE id IN {placeholders(len(job_ids))}", *job_ids)}
+            accepted = [c for c in batch if c.job_id is None or c.job_id in known]
+            if accepted:
+                await tx.executemany(_INSERT, [_insert_row(c) for c in accepted])
+            ids = [c.id for c in accepted]
+            stored = set()
+            if ids:
+                stored = {r["id"] for r in await tx.fetch(f"SELECT id FROM callbacks WHERE id IN {placeholders(len(ids))}", *ids)}
+            results = [
+                IngestResult(c.id)
+                if c.id in stored
+                else (IngestResult(c.id, unknown_job=True) if c.job_id and c.job_id not in known else await _explain(tx, c))
+                for c in batch
+            ]
             if stored:
                 await self.db.notify(tx, "callbacks")
         return results
@@ -178,12 +188,18 @@ async def insert_deliveries(tx: Executor, event_id: str, subscription_ids: list[
 
     if not subscription_ids:
         return
+    rows = await tx.fetch(
+        f"SELECT id FROM subscriptions WHERE enabled = 1 AND id IN {placeholders(len(subscription_ids))}",
+        *subscription_ids,
+    )
+    enabled = [r["id"] for r in rows]
+    if not enabled:
+        return
     await tx.executemany(
         "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index,"
-        " next_attempt_at, created_at, updated_at)"
-        " SELECT ?, ?, id, ?, 0, 0, ?, ?, ? FROM subscriptions WHERE id = ? AND enabled = 1"
+        " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"
         " ON CONFLICT (event_id, subscription_id) DO NOTHING",
-        [(new_id("dlv", now), event_id, DLV_PENDING, now, now, now, sid) for sid in subscription_ids],
+        [(new_id("dlv", now), event_id, sid, DLV_PENDING, now, now, now) for sid in enabled],
     )
 
 

@@ -35,19 +35,21 @@ class DeliveriesStore(StoreBase):
         excluded = f" AND subscription_id NOT IN {placeholders(len(exclude))}" if exclude else ""
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                "UPDATE deliveries SET lease_until = ? WHERE id IN ("
-                "SELECT id FROM (SELECT id, next_attempt_at, ROW_NUMBER() OVER"
+                "UPDATE deliveries SET lease_until = ? WHERE id IN (SELECT d.id FROM deliveries d WHERE d.id IN ("
+                "SELECT id FROM (SELECT id, ROW_NUMBER() OVER"
                 " (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rn FROM deliveries"
                 " WHERE status = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
                 f" AND subscription_id IN (SELECT id FROM subscriptions WHERE enabled = 1){excluded}) AS due"
-                " WHERE rn <= ? ORDER BY next_attempt_at LIMIT ?"
-                f"{self.db.skip_locked}) RETURNING *",
+                " WHERE rn <= ?) AND d.status = ? AND (d.lease_until IS NULL OR d.lease_until < ?)"
+                f" ORDER BY d.next_attempt_at LIMIT ?{self.db.skip_locked}) RETURNING *",
                 now + lease,
                 DLV_PENDING,
                 now,
                 now,
                 *exclude,
                 per_subscription,
+                DLV_PENDING,
+                now,
                 limit,
             )
         return [_rows.delivery(r) for r in rows]
