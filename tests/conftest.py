@@ -11,6 +11,7 @@ from routes.signing import new_secret
 from tests.fakes.assemblyai import AssemblyAIFake
 from tests.fakes.base import running
 from tests.fakes.generic import GenericFake
+from tests.databases import BACKENDS, database
 from tests.harness import CallboardProcess
 
 
@@ -26,7 +27,18 @@ def assemblyai_fake() -> Iterator[AssemblyAIFake]:
         yield fake
 
 
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each backend: every test that takes it runs on SQLite and on PostgreSQL."""
+    with database(request.param, tmp_path) as url:
+        yield url
+
+
 @pytest.fixture
-def callboard(tmp_path: Path, generic_fake: GenericFake, assemblyai_fake: AssemblyAIFake) -> Iterator[CallboardProcess]:
-    with CallboardProcess(tmp_path, fakes={"generic": generic_fake, "assemblyai": assemblyai_fake}) as cb:
+def callboard(
+    tmp_path: Path, database_url: str, generic_fake: GenericFake, assemblyai_fake: AssemblyAIFake
+) -> Iterator[CallboardProcess]:
+    with CallboardProcess(
+        tmp_path, database_url=database_url, fakes={"generic": generic_fake, "assemblyai": assemblyai_fake}
+    ) as cb:
         yield cb

@@ -119,8 +119,8 @@ def test_bad_callbacks_get_clear_errors_and_store_nothing(
     callboard.wait_job(job["id"], "completed")
 
 
-def test_malformed_json_with_valid_signature_is_422(tmp_path, generic_fake: GenericFake) -> None:
-    with CallboardProcess(tmp_path, fakes={"generic": generic_fake}) as cb:
+def test_malformed_json_with_valid_signature_is_422(tmp_path, database_url: str, generic_fake: GenericFake) -> None:
+    with CallboardProcess(tmp_path, database_url=database_url, fakes={"generic": generic_fake}) as cb:
         job = submit(cb)
         fake_job = generic_fake.jobs[job["provider_job_id"]]
         from routes.signing import secret_key, signature_header

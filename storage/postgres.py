@@ -1,0 +1,195 @@
+"""The scale-out backend: PostgreSQL through asyncpg.
+
+Any number of Callboard processes share one database. Rows are claimed with
+`FOR UPDATE SKIP LOCKED` under leases, so workers never take the same row at once and a dead
+worker's rows come back when its lease runs out. `LISTEN/NOTIFY` wakes waiting workers the moment
+a transaction that made work commits, instead of after a poll interval. Migrations take an
+advisory lock, so processes starting together migrate once.
+
+Connections are pooled. When the server goes away (a restart), calls fail fast with
+`DatabaseUnavailableError` (the HTTP layer answers 503) and the pool reconnects by itself once
+the server is back; the listener connection re-establishes itself in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+
+from storage.backend import Backend, DatabaseUnavailableError, Executor, migration_files
+
+log = structlog.get_logger("callboard.postgres")
+
+MIGRATION_LOCK = 0x63616C6C  # "call": the advisory lock key held while migrating
+CONNECT_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 30.0
+POOL_MAX = 20
+CHANNELS = ("callbacks", "deliveries")
+
+_PLACEHOLDER = re.compile(r"\?")
+_converted: dict[str, str] = {}
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+def convert(sql: str) -> str:
+    """`?` placeholders → `$1, $2, …` (the store's SQL never has `?` inside literals)."""
+    cached = _converted.get(sql)
+    if cached is None:
+        counter = iter(range(1, 10_000))
+        cached = _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+        _converted[sql] = cached
+    return cached
+
+
+@contextlib.contextmanager
+def _unavailable_on_connection_errors() -> Iterator[None]:
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise DatabaseUnavailableError(f"PostgreSQL is unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+class _PgExecutor:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self._conn.fetch(convert(sql), *args))
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._conn.execute(convert(sql), *args)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(convert(sql), rows)
+
+
+class PostgresBackend(Backend):
+    dialect = "postgres"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
+        self.url = url
+        self.pool_max = pool_max
+        self._pool: asyncpg.Pool | None = None
+        self._events = {channel: asyncio.Event() for channel in CHANNELS}
+        self._listener_task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        with _unavailable_on_connection_errors():
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_max,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+                max_inactive_connection_lifetime=300,
+            )
+
+    async def close(self) -> None:
+        if self._listener_task is not None:
+            self._listener_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener_task
+            self._listener_task = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Executor]:
+        assert self._pool is not None, "backend not connected"
+        with _unavailable_on_connection_errors():
+            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+                yield _PgExecutor(conn)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        assert self._pool is not None, "backend not connected"
+        with _unavailable_on_connection_errors():
+            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
+                yield _PgExecutor(conn)
+
+    async def migrate(self) -> list[str]:
+        applied: list[str] = []
+        async with self.transaction() as tx:
+            await tx.execute("SELECT pg_advisory_xact_lock(?)", MIGRATION_LOCK)
+            await tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            done = {row["version"] for row in await tx.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in migration_files(self.dialect):
+                if version in done:
+                    continue
+                for statement in (s.strip() for s in sql.split(";")):
+                    if statement:
+                        await tx.execute(statement)
+                await tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    version,
+                    name,
+                    time.time(),
+                )
+                applied.append(name)
+        return applied
+
+    # -- LISTEN / NOTIFY --------------------------------------------------------------------------
+
+    async def notify(self, executor: Executor, channel: str) -> None:
+        await executor.execute(f"NOTIFY callboard_{channel}")
+
+    async def wait_for_work(self, channel: str, timeout: float) -> None:
+        if self._listener_task is None or self._listener_task.done():
+            self._listener_task = asyncio.create_task(self._listen(), name="pg-listener")
+        event = self._events[channel]
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        event.clear()
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        name = channel.removeprefix("callboard_")
+        if name in self._events:
+            self._events[name].set()
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection; reconnect with backoff when it drops."""
+        delay = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                for channel in CHANNELS:
+                    await conn.add_listener(f"callboard_{channel}", self._on_notify)
+                delay = 0.5
+                for event in self._events.values():  # work may have arrived while we were not listening
+                    event.set()
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("postgres.listener_lost", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=1)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
