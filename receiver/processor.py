@@ -28,7 +28,7 @@ from storage.records import CB_FAILED, CB_IGNORED, JOB_COMPLETED, JOB_FAILED, Ca
 
 log = structlog.get_logger("callboard.processor")
 
-LEASE_SECONDS = 120.0
+LEASE_SECONDS = 120.0  # the default of CALLBOARD_PROCESSING_LEASE; after a crash, claimed rows wait this long
 MAX_BACKOFF = 600.0
 GIVE_UP_AFTER = 3 * 86400.0  # a callback whose provider stays unreachable this long is marked failed
 
@@ -119,7 +119,8 @@ class Processor:
 
     async def run_once(self) -> int:
         """Process one batch of due callbacks; return how many were taken."""
-        claimed = await self.service.store.claim_callbacks(now=self.clock(), lease=LEASE_SECONDS, limit=self.batch)
+        lease = self.service.settings.processing_lease
+        claimed = await self.service.store.claim_callbacks(now=self.clock(), lease=lease, limit=self.batch)
         if not claimed:
             return 0
         await self.fanout.refresh()

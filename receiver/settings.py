@@ -55,6 +55,7 @@ class Settings:
     reconcile_after: float = 600.0
     delivery_timeout: float = 15.0
     fetch_retry_base: float = 2.0
+    processing_lease: float = 120.0
     disable_after: float = 5 * 86400.0
     rotation_grace: float = 86400.0
     log_format: str = "auto"
@@ -104,6 +105,7 @@ class Settings:
             max_body_bytes=int(_number("CALLBOARD_MAX_BODY_BYTES", get("MAX_BODY_BYTES", "26214400") or "", int)),
             reconcile_after=_number("CALLBOARD_RECONCILE_AFTER", get("RECONCILE_AFTER", "600") or ""),
             fetch_retry_base=_number("CALLBOARD_FETCH_RETRY_BASE", get("FETCH_RETRY_BASE", "2") or ""),
+            processing_lease=_number("CALLBOARD_PROCESSING_LEASE", get("PROCESSING_LEASE", "120") or ""),
             delivery_timeout=_number("CALLBOARD_DELIVERY_TIMEOUT", get("DELIVERY_TIMEOUT", "15") or ""),
             disable_after=_number("CALLBOARD_DISABLE_AFTER", get("DISABLE_AFTER", str(5 * 86400)) or ""),
             rotation_grace=_number("CALLBOARD_ROTATION_GRACE", get("ROTATION_GRACE", "86400") or ""),
