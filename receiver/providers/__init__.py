@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from receiver.providers.aitronos import Aitronos
 from receiver.providers.assemblyai import AssemblyAI
 from receiver.providers.base import Provider
+from receiver.providers.deepgram import Deepgram
 from receiver.providers.generic import Generic
+from receiver.providers.gladia import Gladia
+from receiver.providers.recall import Recall
+from receiver.providers.revai import RevAI
+from receiver.providers.speechmatics import Speechmatics
 
 REGISTRY: dict[str, type[Provider]] = {
     cls.name: cls
     for cls in (
         Generic,
         AssemblyAI,
+        Recall,
+        Gladia,
+        Deepgram,
+        RevAI,
+        Speechmatics,
+        Aitronos,
     )
 }
 
