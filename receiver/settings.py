@@ -55,8 +55,9 @@ class Settings:
     reconcile_after: float = 600.0
     delivery_timeout: float = 15.0
     fetch_retry_base: float = 2.0
-    processing_lease: float = 120.0
+    processing_lease: float = 65.0
     disable_after: float = 5 * 86400.0
+    health_interval: float = 60.0
     rotation_grace: float = 86400.0
     log_format: str = "auto"
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
@@ -105,9 +106,10 @@ class Settings:
             max_body_bytes=int(_number("CALLBOARD_MAX_BODY_BYTES", get("MAX_BODY_BYTES", "26214400") or "", int)),
             reconcile_after=_number("CALLBOARD_RECONCILE_AFTER", get("RECONCILE_AFTER", "600") or ""),
             fetch_retry_base=_number("CALLBOARD_FETCH_RETRY_BASE", get("FETCH_RETRY_BASE", "2") or ""),
-            processing_lease=_number("CALLBOARD_PROCESSING_LEASE", get("PROCESSING_LEASE", "120") or ""),
+            processing_lease=_number("CALLBOARD_PROCESSING_LEASE", get("PROCESSING_LEASE", "65") or ""),
             delivery_timeout=_number("CALLBOARD_DELIVERY_TIMEOUT", get("DELIVERY_TIMEOUT", "15") or ""),
             disable_after=_number("CALLBOARD_DISABLE_AFTER", get("DISABLE_AFTER", str(5 * 86400)) or ""),
+            health_interval=_number("CALLBOARD_HEALTH_INTERVAL", get("HEALTH_INTERVAL", "60") or ""),
             rotation_grace=_number("CALLBOARD_ROTATION_GRACE", get("ROTATION_GRACE", "86400") or ""),
             log_format=get("LOG_FORMAT", "auto") or "auto",
             providers=providers,

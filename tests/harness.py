@@ -70,9 +70,12 @@ class CallboardProcess:
         env: Mapping[str, str] | None = None,
         database_url: str | None = None,
         args: tuple[str, ...] = (),
+        command: str = "serve",
+        port: int | None = None,
     ) -> None:
         self.tmp = tmp
-        self.port = free_port()
+        self.command = command
+        self.port = port or free_port()
         self.env = base_env(tmp, database_url=database_url, port=self.port)
         for name, fake in (fakes or {}).items():
             self.env[f"CALLBOARD_{name.upper()}_BASE_URL"] = fake.base_url
@@ -90,8 +93,9 @@ class CallboardProcess:
 
     def start(self) -> CallboardProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        argv = [CALLBOARD, "serve", "--port", str(self.port)] if self.command == "serve" else [CALLBOARD, self.command]
         self.proc = subprocess.Popen(
-            [CALLBOARD, "serve", "--port", str(self.port), *self.args],
+            [*argv, *self.args],
             env=self.env,
             cwd=self.tmp,
             stdout=log,
@@ -101,6 +105,11 @@ class CallboardProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"callboard serve exited with {self.proc.returncode}:\n{self.logs()}")
+            if self.command != "serve":
+                if "callboard.started" in self.logs():
+                    return self
+                time.sleep(0.05)
+                continue
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
                     return self

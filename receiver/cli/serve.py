@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 import click
+import structlog
 
 from receiver.cli.common import run, settings
 from receiver.logconfig import configure_logging
@@ -65,6 +66,7 @@ def worker_cmd() -> None:
             loop.add_signal_handler(sig, stop.set)
         async with open_service(cfg) as svc:
             tasks = Workers(svc).start(stop)
+            structlog.get_logger("callboard.worker").info("callboard.started", database=svc.store.db.dialect, http=False)
             await stop.wait()
             _, pending = await asyncio.wait(tasks, timeout=20)
             for task in pending:
