@@ -15,11 +15,12 @@ from storage.callbacks import CallbacksStore
 from storage.deliveries import DeliveriesStore
 from storage.events import EventsStore
 from storage.jobs import JobsStore
+from storage.prune import PruneStore
 from storage.records import IngestResult, NewCallback
 from storage.subscriptions import SubscriptionsStore
 
 
-class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, DeliveriesStore):
+class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, DeliveriesStore, PruneStore):
     def __init__(self, backend: Backend) -> None:
         self.db = backend
         self._ingest: GroupCommit[NewCallback, IngestResult] | None = None
