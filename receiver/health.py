@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from receiver.api.common import json_response, service
-from receiver.metrics import REGISTRY
+from routes.metrics import REGISTRY
 
 
 async def healthz(request: Request) -> Response:

@@ -28,13 +28,12 @@ from storage.records import CB_FAILED, CB_IGNORED, JOB_COMPLETED, JOB_FAILED, Ca
 
 log = structlog.get_logger("callboard.processor")
 
-LEASE_SECONDS = 120.0  # the default of CALLBOARD_PROCESSING_LEASE; after a crash, claimed rows wait this long
 MAX_BACKOFF = 600.0
 GIVE_UP_AFTER = 3 * 86400.0  # a callback whose provider stays unreachable this long is marked failed
 
 
 def backoff(attempts: int, rng: random.Random, base_delay: float = 2.0) -> float:
-    base = min(MAX_BACKOFF, base_delay * 2 ** max(0, attempts - 1))
+    base = min(MAX_BACKOFF, base_delay * 2.0 ** max(0, attempts - 1))
     return base * rng.uniform(0.8, 1.2)
 
 
@@ -111,8 +110,11 @@ class Processor:
             if worked:
                 continue
             self._wakeup.clear()
-            waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
-            waiters.append(asyncio.ensure_future(self.service.store.db.wait_for_work("callbacks", self.poll_interval)))
+            waiters: list[asyncio.Future[object]] = [
+                asyncio.ensure_future(self._wakeup.wait()),
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self.service.store.db.wait_for_work("callbacks", self.poll_interval)),
+            ]
             _, pending = await asyncio.wait(waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
             for w in pending:
                 w.cancel()

@@ -57,7 +57,7 @@ class Reconciler:
         return len(jobs)
 
     def _next(self, job: Job, now: float) -> float:
-        wait = min(MAX_INTERVAL, self.service.settings.reconcile_after * 2 ** min(job.reconcile_attempts, 16))
+        wait = min(MAX_INTERVAL, self.service.settings.reconcile_after * 2.0 ** min(job.reconcile_attempts, 16))
         return now + max(wait, 1.0)
 
     async def reconcile(self, job: Job) -> None:

@@ -19,7 +19,7 @@ TOKEN_MAX_AGE = 90 * 86400  # providers retry for hours or days; jobs can run lo
 
 
 class Tokens:
-    def __init__(self, secret_key: str, *, max_age: float = TOKEN_MAX_AGE) -> None:
+    def __init__(self, secret_key: str, *, max_age: int = TOKEN_MAX_AGE) -> None:
         self._key = secret_key.encode()
         self._serializer = URLSafeTimedSerializer(secret_key, salt="callboard.callback")
         self._max_age = max_age
