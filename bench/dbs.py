@@ -1,0 +1,130 @@
+"""Databases for a run: a fresh one per scenario, filled through the Store API.
+
+SQLite is a file in the run's work directory; PostgreSQL is a new database on the server at
+`--postgres-url` (default: the test server, 127.0.0.1:5432/test), dropped afterwards.
+
+Jobs are what a submission leaves behind (status `submitted`, the provider's id recorded). The
+first is made with `Store.create_job` and `Store.mark_submitted`; the rest, thousands at a time,
+with the same insert in one transaction of the store's backend, because one transaction per job
+would make setting up 100,000 jobs take longer than the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from routes.signing import new_secret, secret_key
+from storage.ids import new_id
+from storage.records import JOB_SUBMITTED
+from storage.store import Store, open_store
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+CHUNK = 5000
+
+_JOB_INSERT = (
+    "INSERT INTO jobs (id, provider, provider_job_id, status, audio_url, recording_id, options, metadata,"
+    " created_at, updated_at, reconcile_at) VALUES (?, ?, ?, ?, ?, NULL, '{}', ?, ?, ?, ?)"
+)
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(backend: str, workdir: Path, postgres_url: str, label: str) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        path = workdir / f"{label}-{uuid.uuid4().hex[:8]}.db"
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    name = f"cb_bench_{label}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_url, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield _with_database(postgres_url, name)
+    finally:
+        admin = await asyncpg.connect(postgres_url, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def transcript_id(n: int, run: str) -> str:
+    return f"transcript_{run}_{n:07d}"
+
+
+async def create_jobs(
+    store: Store, n: int, *, run: str, metadata: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """`n` submitted generic jobs; returns (job id, provider job id = transcript id) pairs."""
+    now = time.time()
+    jobs = [(new_id("job", now), transcript_id(i, run)) for i in range(n)]
+    if not jobs:
+        return jobs
+    first_id, first_tid = jobs[0]
+    await store.create_job(
+        first_id,
+        "generic",
+        audio_url="https://example.com/a.wav",
+        recording_id=None,
+        options={},
+        metadata=metadata,
+        now=now,
+    )
+    await store.mark_submitted(first_id, first_tid, reconcile_at=now + 3600)
+    meta = _dumps(metadata)
+    rows = [
+        (jid, "generic", tid, JOB_SUBMITTED, "https://example.com/a.wav", meta, now, now, now + 3600)
+        for jid, tid in jobs[1:]
+    ]
+    for start in range(0, len(rows), CHUNK):
+        async with store.db.transaction() as tx:
+            await tx.executemany(_JOB_INSERT, rows[start : start + CHUNK])
+    return jobs
+
+
+def _dumps(value: Mapping[str, Any]) -> str:
+    import msgspec
+
+    return msgspec.json.encode(value).decode()
+
+
+async def create_subscriptions(
+    store: Store, urls: list[str], *, event_types: list[str] | None = None
+) -> list[bytes]:
+    """One subscription per URL (every event type, no filter); returns their HMAC keys in order."""
+    keys = []
+    for url in urls:
+        secret = new_secret()
+        await store.create_subscription(
+            new_id("sub"),
+            url=url,
+            secret=secret,
+            event_types=event_types or ["transcript.completed"],
+            filter={},
+            description="bench",
+        )
+        keys.append(secret_key(secret))
+    return keys
+
+
+@contextlib.asynccontextmanager
+async def store_for(url: str) -> AsyncIterator[Store]:
+    async with open_store(url) as store:
+        yield store

@@ -1,0 +1,154 @@
+"""Scenario 2, end to end: callback in → signed delivery received by a local sink.
+
+`callboard serve` (processor and delivery worker on) has one subscription, the sink. A Python
+open-loop generator sends signed callbacks at a fixed rate, each stamped with its send time in
+the transcript's metadata; the sink, in the same process and on the same clock, takes the
+latency of every delivery as its receive time minus that send time, and checks its signature.
+
+First a fixed rate (500/s), then steps up to find the highest rate sustained: every callback
+answered 200, every event delivered, p99 under 50 ms, and the generator keeping its rate (a
+step where it cannot is reported as limited by the generator, not by Callboard).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+
+from bench.context import Context, opened_store, url_of
+from bench.dbs import create_subscriptions
+from bench.load import open_loop
+from bench.sink import Sink
+from bench.stats import ms, summarize
+
+P99_LIMIT_MS = 50.0
+WARMUP = (200.0, 1.0)  # rate, seconds
+
+
+def _latencies(sink: Sink) -> tuple[list[float], int]:
+    """Per event (first delivery of each webhook-id): receive time − send time, in ms; and duplicates."""
+    seen: set[bytes] = set()
+    out: list[float] = []
+    dupes = 0
+    rec = sink.rec
+    for received, sent, msg_id in zip(rec.received, rec.sent, rec.msg_ids, strict=True):
+        if msg_id in seen:
+            dupes += 1
+            continue
+        seen.add(msg_id)
+        if sent is not None:
+            out.append((received - sent) * 1000)
+    return out, dupes
+
+
+async def _step(
+    ctx: Context,
+    session: aiohttp.ClientSession,
+    url: str,
+    sink: Sink,
+    store: Any,
+    rate: float,
+    seconds: float,
+) -> dict[str, Any]:
+    n = max(1, round(rate * seconds))
+    items = await ctx.items(store, n, "e2e")
+    sink.reset()
+    sent = await open_loop(session, url, ctx.template, ctx.signer, items, rate=rate)
+    t0 = time.monotonic()
+    delivered_all = await sink.wait_for(sent["ok"], ctx.durations.drain)
+    lat, dupes = _latencies(sink)
+    summary = summarize(lat)
+    achieved = sent["achieved_rate"] or 0.0
+    result = {
+        "rate": rate,
+        "seconds": seconds,
+        "sent": sent["sent"],
+        "answered_200": sent["ok"],
+        "achieved_rate": achieved,
+        "generator_late_ms_p99": sent["generator_late_ms_p99"],
+        "ack_ms": sent["ack_ms"],
+        "delivered": len(lat),
+        "duplicates": dupes,
+        "bad_signatures": sink.bad_signatures,
+        "verified_signatures": sink.verified,
+        "drain_s": round(time.monotonic() - t0, 2),
+        "latency_ms": summary,
+    }
+    problems = []
+    if sent["ok"] != sent["sent"]:
+        problems.append(f"{sent['sent'] - sent['ok']} callbacks not answered 200 ({sent['statuses']})")
+    if not delivered_all or len(lat) < sent["ok"]:
+        problems.append(f"{sent['ok'] - len(lat)} events not delivered within {ctx.durations.drain:g} s")
+    if sink.bad_signatures:
+        problems.append(f"{sink.bad_signatures} deliveries with a bad signature")
+    if summary["count"] and summary["p99"] >= P99_LIMIT_MS:
+        problems.append(f"p99 {summary['p99']:.1f} ms ≥ {P99_LIMIT_MS:g} ms")
+    generator_limited = achieved < 0.95 * rate
+    if generator_limited:
+        problems.append(f"the generator reached only {achieved:.0f}/s")
+    result["generator_limited"] = generator_limited
+    result["problems"] = problems
+    result["sustained"] = not problems
+    return result
+
+
+async def run(ctx: Context, backend: str) -> dict[str, Any]:
+    d = ctx.durations
+    sink = await Sink(verify=True).start()
+    try:
+        async with ctx.database(backend, "e2e") as db_url, opened_store(db_url) as store:
+            keys = await create_subscriptions(store, [sink.subscriber_url(0)])
+            sink.register(0, keys[0])
+            with ctx.serve("e2e", db_url) as server:
+                url = url_of(server)
+                connector = aiohttp.TCPConnector(limit=2000)
+                async with aiohttp.ClientSession(connector=connector) as session:
+                    ctx.log(f"end to end {backend}: warm-up")
+                    await _step(ctx, session, url, sink, store, *WARMUP)
+                    ctx.log(f"end to end {backend}: {d.e2e_rate:g}/s for {d.e2e:g} s")
+                    fixed = await _step(ctx, session, url, sink, store, d.e2e_rate, d.e2e)
+                    _log_step(ctx, fixed)
+                    steps = [fixed]
+                    best = fixed["rate"] if fixed["sustained"] else None
+                    failed_at = None if fixed["sustained"] else fixed["rate"]
+                    if failed_at is None:
+                        for rate in d.ramp_rates:
+                            step = await _step(ctx, session, url, sink, store, rate, d.ramp_step)
+                            _log_step(ctx, step)
+                            steps.append(step)
+                            if not step["sustained"]:
+                                failed_at = rate
+                                break
+                            best = rate
+                        if d.ramp_refine and best is not None and failed_at is not None:
+                            mid = round((best + failed_at) / 2 / 100) * 100
+                            if best < mid < failed_at:
+                                step = await _step(ctx, session, url, sink, store, mid, d.ramp_step)
+                                _log_step(ctx, step)
+                                steps.append(step)
+                                if step["sustained"]:
+                                    best = mid
+    finally:
+        await sink.close()
+    limited_by_generator = bool(
+        failed_at is not None and any(s["rate"] == failed_at and s["generator_limited"] for s in steps)
+    )
+    return {
+        "fixed_rate": fixed,
+        "steps": steps,
+        "max_sustained_rate": best,
+        "first_failed_rate": failed_at,
+        "ramp_top_reached": failed_at is None,
+        "ramp_stopped_by_generator": limited_by_generator,
+    }
+
+
+def _log_step(ctx: Context, s: dict[str, Any]) -> None:
+    lat = s["latency_ms"]
+    verdict = "ok" if s["sustained"] else "NOT sustained: " + "; ".join(s["problems"])
+    ctx.log(
+        f"  {s['rate']:g}/s: delivered {s['delivered']}/{s['sent']}, p50 {ms(lat['p50'])}, "
+        f"p99 {ms(lat['p99'])}, max {ms(lat['max'])} — {verdict}"
+    )

@@ -1,0 +1,174 @@
+"""Scenario 3, fan-out: deliveries/s against a bare HTTP client posting the same signed bodies.
+
+Both shapes drain a backlog, as after a burst or an outage:
+
+* wide: events to 100 subscribers each (50 events → 5,000 deliveries in the full run);
+* deep: 5,000 events to one subscriber.
+
+`callboard serve --no-worker` takes the callbacks in (not measured) and stops; then `callboard
+serve` with its processor and delivery worker starts on that backlog and drains it. The rate is
+taken at the sink, the same way for Callboard and the ceilings: (n − 1) / (last − first receive).
+
+The ceilings are `bench/bare_client.py` on the server core, posting the same event body, signed
+per request as Callboard signs it, at the worker's concurrency: its global in-flight limit (256)
+for wide, its per-subscription limit (8) for deep. After the wide drain, single events are sent
+one at a time and the time from the callback's 200 to its 100th delivery is recorded too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+from bench.context import Context, opened_store, url_of
+from bench.dbs import create_subscriptions
+from bench.load import Item, burst
+from bench.machine import ROOT
+from bench.payloads import event_payload
+from bench.sink import Sink
+from bench.stats import median, span_rate, summarize
+from routes.worker import WorkerConfig
+
+_CONFIG = WorkerConfig.__dataclass_fields__
+PER_SUBSCRIPTION = int(_CONFIG["per_subscription"].default)
+MAX_IN_FLIGHT = int(_CONFIG["max_in_flight"].default)
+
+
+def shape(ctx: Context, mode: str) -> tuple[int, int, int]:
+    """(subscribers, events, the ceiling's concurrency) of a mode."""
+    d = ctx.durations
+    if mode == "wide":
+        return d.wide_subscribers, d.wide_events, MAX_IN_FLIGHT
+    return 1, d.deep_events, PER_SUBSCRIPTION
+
+
+async def ceiling(ctx: Context, kind: str, mode: str) -> dict[str, Any]:
+    subscribers, events, concurrency = shape(ctx, mode)
+    sink = await Sink().start()
+    try:
+        keys = [base64.b64encode(bytes([i % 256]) * 32).decode() for i in range(subscribers)]
+        spec = {
+            "kind": kind,
+            "urls": [sink.subscriber_url(i) for i in range(subscribers)],
+            "keys": keys,
+            "payload": base64.b64encode(event_payload()).decode(),
+            "events": events,
+            "concurrency": concurrency,
+        }
+        spec_path = ctx.workdir / f"bare-{kind}-{mode}.json"
+        spec_path.write_text(json.dumps(spec))
+        argv = [*ctx.pinning.prefix("server"), sys.executable, "-m", "bench.bare_client", str(spec_path)]
+        client = json.loads(await _run(argv))
+    finally:
+        await sink.close()
+    times = [
+        t for t, m in zip(sink.rec.received, sink.rec.msg_ids, strict=True) if m.startswith(b"evt_bare_run")
+    ]
+    result = {
+        "client": kind,
+        "subscribers": subscribers,
+        "events": events,
+        "deliveries": len(times),
+        "concurrency": concurrency,
+        "deliveries_per_s": round(span_rate(times) or 0.0, 1),
+        "client_elapsed_s": round(client["client_elapsed_s"], 3),
+        "statuses": client["statuses"],
+    }
+    ctx.log(f"fan-out ceiling {kind} {mode}: {result['deliveries_per_s']:.0f} deliveries/s")
+    return result
+
+
+async def _run(argv: list[str]) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
+    return out.decode()
+
+
+async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
+    d = ctx.durations
+    subscribers, events, _ = shape(ctx, mode)
+    rounds = d.wide_rounds if mode == "wide" else 0
+    sink = await Sink(verify=True).start()
+    try:
+        async with ctx.database(backend, mode) as db_url:
+            async with opened_store(db_url) as store:
+                keys = await create_subscriptions(store, [sink.subscriber_url(i) for i in range(subscribers)])
+                sink.register_all(dict(enumerate(keys)))
+                items = await ctx.items(store, events, mode)
+                singles = await ctx.items(store, rounds, mode) if rounds else []
+            ctx.log(
+                f"fan-out {backend} {mode}: {events} events, {subscribers} subscriber(s): taking callbacks in"
+            )
+            with ctx.serve(f"{mode}-in", db_url, no_worker=True) as server:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+                    taken = await burst(
+                        session, url_of(server), ctx.template, ctx.signer, items, concurrency=32
+                    )
+            if taken["ok"] != len(items):
+                raise RuntimeError(f"only {taken['ok']}/{len(items)} callbacks taken: {taken['statuses']}")
+            expected = events * subscribers
+            sink.reset()
+            started = time.time()
+            with ctx.serve(f"{mode}-out", db_url) as server:
+                done = await sink.wait_for(expected, max(60.0, d.drain * 4))
+                drained = time.time()
+                received = list(sink.rec.received)
+                bad, verified = sink.bad_signatures, sink.verified
+                one_event = (
+                    await _single_events(ctx, sink, url_of(server), singles, subscribers) if done else []
+                )
+    finally:
+        await sink.close()
+    result = {
+        "subscribers": subscribers,
+        "events": events,
+        "deliveries": len(received),
+        "all_delivered": done,
+        "deliveries_per_s": round(span_rate(received) or 0.0, 1),
+        "start_to_last_delivery_s": round(max(received, default=drained) - started, 2),
+        "bad_signatures": bad,
+        "verified_signatures": verified,
+    }
+    if rounds:
+        result["one_event_callback_to_last_delivery_ms"] = summarize(one_event)
+    ctx.log(
+        f"  {backend} {mode}: {result['deliveries_per_s']:.0f} deliveries/s ({len(received)}/{expected})"
+        + (f"; one event → {subscribers}: median {median(one_event) or 0:.1f} ms" if one_event else "")
+    )
+    if not done:
+        raise RuntimeError(f"{len(received)}/{expected} deliveries arrived")
+    return result
+
+
+async def _single_events(
+    ctx: Context, sink: Sink, url: str, items: list[Item], subscribers: int
+) -> list[float]:
+    """One callback at a time: ms from its 200 to the last of its deliveries."""
+    out = []
+    async with aiohttp.ClientSession() as session:
+        for it in items:
+            sink.reset()
+            body = ctx.template.body(it.transcript_id, time.time())
+            async with session.post(
+                url + it.path, data=body, headers=ctx.signer.headers(it.msg_id, body)
+            ) as resp:
+                await resp.read()
+                acked = time.time()
+                if resp.status != 200:
+                    raise RuntimeError(f"a single-event callback was answered {resp.status}")
+            if not await sink.wait_for(subscribers, ctx.durations.drain):
+                raise RuntimeError(f"{sink.count}/{subscribers} deliveries of one event arrived")
+            out.append((max(sink.rec.received) - acked) * 1000)
+            await asyncio.sleep(0.02)
+    return out

@@ -1,0 +1,155 @@
+"""Processes under test: `callboard serve` / `callboard worker` and the no-op Starlette server.
+
+Each runs pinned to the server core, logs to a file in the run's work directory, and is stopped
+with SIGTERM (then SIGKILL if it lingers). Callboard gets the environment the tests give it
+(`tests/harness.py`): database URL, public URL, secret key, private targets allowed, and the
+generic provider's webhook secret; its working directory is the run's, so no `.env` leaks in.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from bench.machine import ROOT, Pinning
+
+BIN = Path(sys.executable).parent
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def callboard_env(database_url: str, port: int, *, secret_key: str, webhook_secret: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBOARD_")}
+    env.update(
+        {
+            "CALLBOARD_DATABASE_URL": database_url,
+            "CALLBOARD_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "CALLBOARD_SECRET_KEY": secret_key,
+            "CALLBOARD_ALLOW_PRIVATE_TARGETS": "true",
+            "CALLBOARD_GENERIC_WEBHOOK_SECRET": webhook_secret,
+            # never called: the callbacks carry the whole transcript
+            "CALLBOARD_GENERIC_BASE_URL": "http://127.0.0.1:9",
+            "CALLBOARD_LOG_FORMAT": "json",
+        }
+    )
+    return env
+
+
+class Process:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: Mapping[str, str],
+        workdir: Path,
+        health_url: str | None,
+        pinning: Pinning,
+    ) -> None:
+        self.name = name
+        self.argv = [*pinning.prefix("server"), *argv]
+        self.env = dict(env)
+        self.workdir = workdir
+        self.health_url = health_url
+        self.log_path = workdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        if self.health_url is None:
+            return self
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become healthy:\n{self.tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Process:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def callboard_serve(
+    name: str, env: Mapping[str, str], port: int, workdir: Path, pinning: Pinning, *, no_worker: bool = False
+) -> Process:
+    argv = [str(BIN / "callboard"), "serve", "--port", str(port), *(["--no-worker"] if no_worker else [])]
+    return Process(
+        name, argv, env=env, workdir=workdir, health_url=f"http://127.0.0.1:{port}/healthz", pinning=pinning
+    )
+
+
+def callboard_worker(name: str, env: Mapping[str, str], workdir: Path, pinning: Pinning) -> Process:
+    return Process(
+        name, [str(BIN / "callboard"), "worker"], env=env, workdir=workdir, health_url=None, pinning=pinning
+    )
+
+
+def noop_server(port: int, workdir: Path, pinning: Pinning) -> Process:
+    """The ceiling: a no-op Starlette POST handler, served as `callboard serve` is (uvicorn, one worker)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.noop_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--no-server-header",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return Process(
+        "noop", argv, env=env, workdir=workdir, health_url=f"http://127.0.0.1:{port}/healthz", pinning=pinning
+    )

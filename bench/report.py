@@ -1,0 +1,245 @@
+"""Targets, the printed table, and the files in `bench/results/` (JSON and markdown)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+INGEST_RATIO = 0.40
+INGEST_P99_MS = 20.0
+E2E_P99_MS = 50.0
+FANOUT_RATIO = 0.50
+FANOUT_CASES = (("wide", "events → 100 subscribers"), ("deep", "5,000 events → 1 subscriber"))
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if not a or not b:
+        return None
+    return round(a / b, 3)
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.0f} %"
+
+
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f} ms"
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.0f}"
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target and backend: what was measured, and whether the target is met."""
+    rows: list[dict[str, Any]] = []
+    for backend, r in results.get("backends", {}).items():
+        cb = _get(r, "ingest", "callboard")
+        if cb is not None:
+            x = ratio(cb.get("rps"), _get(r, "ingest", "noop", "rps"))
+            p99 = cb.get("p99_ms")
+            met = bool(
+                x is not None
+                and p99 is not None
+                and x >= INGEST_RATIO
+                and p99 < INGEST_P99_MS
+                and not cb.get("reused_items")
+                and not cb.get("errors")
+            )
+            rows.append(
+                {
+                    "backend": backend,
+                    "target": "ingest ≥ 40 % of the no-op handler with p99 < 20 ms",
+                    "measured": f"{_pct(x)} of no-op, p99 {_ms(p99)}",
+                    "value": x,
+                    "met": met,
+                }
+            )
+        fixed = _get(r, "e2e", "fixed_rate")
+        if _get(r, "e2e") is not None:
+            p99 = _get(fixed, "latency_ms", "p99")
+            problems = [p for p in (_get(fixed, "problems") or []) if not p.startswith("p99")]
+            met = bool(p99 is not None and p99 < E2E_P99_MS and not problems)
+            measured = f"p99 {_ms(p99)}" + (f" ({'; '.join(problems)})" if problems else "")
+            if _get(r, "e2e", "error"):
+                measured = "error"
+            rows.append(
+                {
+                    "backend": backend,
+                    "target": "end-to-end p99 < 50 ms at 500 callbacks/s",
+                    "measured": measured,
+                    "value": p99,
+                    "met": met,
+                }
+            )
+        for case, label in FANOUT_CASES:
+            got = _get(r, "fanout", case, "callboard", "deliveries_per_s")
+            if _get(r, "fanout", case) is None:
+                continue
+            x = ratio(got, _get(r, "fanout", case, "aiohttp", "deliveries_per_s"))
+            rows.append(
+                {
+                    "backend": backend,
+                    "target": f"fan-out, {label}: ≥ 50 % of bare aiohttp",
+                    "measured": f"{_pct(x)} of bare aiohttp",
+                    "value": x,
+                    "met": bool(x is not None and x >= FANOUT_RATIO),
+                }
+            )
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    m, v, g = meta["machine"], meta["versions"], meta["git"]
+    backends = results.get("backends", {})
+    commit = (g.get("commit") or "?")[:12]
+    out = [
+        f"# Callboard benchmark, {meta['started_at']}{' (--quick)' if meta['quick'] else ''}",
+        "",
+        f"- commit `{commit}` {g.get('subject') or ''}"
+        + (" (plus uncommitted changes)" if g.get("dirty") else ""),
+        f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gib']} GiB,"
+        f" {m['os']}",
+        f"- load average before / after: {meta.get('loadavg_before')} / {meta.get('loadavg_after')}",
+        f"- pinning: {meta['pinning']}",
+        f"- ingest load: {meta['load_generator']}, {meta['connections']} connections;"
+        " end to end: Python open loop",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+        f"- took {meta['seconds']:.0f} s",
+        "",
+        "## Ingest (closed loop; signed ~1.5 KB generic callbacks, one job each, durable before the 200)",
+        "",
+        "| backend | server | req/s | p50 | p99 | vs no-op |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for backend, r in backends.items():
+        noop = _get(r, "ingest", "noop") or {}
+        if not _get(r, "ingest"):
+            continue
+        out.append(
+            f"| {backend} | no-op Starlette handler (ceiling) | {_num(noop.get('rps'))} | "
+            f"{_ms(noop.get('p50_ms'))} | {_ms(noop.get('p99_ms'))} | 100 % |"
+        )
+        for key in ("callboard", "callboard_with_workers"):
+            x = _get(r, "ingest", key)
+            if not x:
+                continue
+            if "rps" not in x:
+                out.append(f"| {backend} | {key} | error: {x.get('error')} | | | |")
+                continue
+            flag = " ⚠ callbacks reused" if x.get("reused_items") else ""
+            flag += f" ⚠ {x['errors']} errors" if x.get("errors") else ""
+            out.append(
+                f"| {backend} | {x.get('server', key)} | {_num(x['rps'])} | {_ms(x['p50_ms'])} | "
+                f"{_ms(x['p99_ms'])} | {_pct(ratio(x['rps'], noop.get('rps')))}{flag} |"
+            )
+    out += [
+        "",
+        "## End to end (callback in → signed delivery received by the sink)",
+        "",
+        "| backend | rate | p50 | p99 | max | delivered | highest rate sustained with p99 < 50 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for backend, r in backends.items():
+        e = r.get("e2e")
+        if not e:
+            continue
+        if "fixed_rate" not in e:
+            out.append(f"| {backend} | error: {e.get('error')} | | | | | |")
+            continue
+        f = e["fixed_rate"]
+        top = f"{_num(e['max_sustained_rate'])}/s" if e.get("max_sustained_rate") else "none"
+        if e.get("ramp_top_reached"):
+            top += " (top of the ramp)"
+        elif e.get("ramp_stopped_by_generator"):
+            top += " (next step: the generator's limit)"
+        lat = f["latency_ms"]
+        out.append(
+            f"| {backend} | {_num(f['rate'])}/s | {_ms(lat['p50'])} | {_ms(lat['p99'])} | {_ms(lat['max'])}"
+            f" | {f['delivered']}/{f['sent']} | {top} |"
+        )
+    steps = [(b, s) for b, r in backends.items() for s in (_get(r, "e2e", "steps") or [])]
+    if steps:
+        out += [
+            "",
+            "Steps:",
+            "",
+            "| backend | rate | achieved | p50 | p99 | delivered | verdict |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for b, s in steps:
+            verdict = "sustained" if s["sustained"] else "; ".join(s["problems"])
+            out.append(
+                f"| {b} | {_num(s['rate'])}/s | {_num(s['achieved_rate'])}/s | {_ms(s['latency_ms']['p50'])}"
+                f" | {_ms(s['latency_ms']['p99'])} | {s['delivered']}/{s['sent']} | {verdict} |"
+            )
+    out += [
+        "",
+        "## Fan-out (deliveries/s at the sink while a backlog drains)",
+        "",
+        "| backend | case | bare aiohttp (ceiling) | Callboard | vs aiohttp | one event → all subscribers |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for backend, r in backends.items():
+        for case, label in FANOUT_CASES:
+            c = _get(r, "fanout", case)
+            if not c:
+                continue
+            a = _get(c, "aiohttp", "deliveries_per_s")
+            got = _get(c, "callboard", "deliveries_per_s")
+            events = _get(c, "callboard", "events") or _get(c, "aiohttp", "events")
+            one = _get(c, "callboard", "one_event_callback_to_last_delivery_ms")
+            one_text = f"p50 {_ms(one['p50'])}" if one and one.get("count") else ""
+            if _get(c, "callboard", "error"):
+                got_text = f"error: {c['callboard']['error']}"
+            else:
+                got_text = _num(got)
+            name = label.replace("events", f"{events} events", 1) if case == "wide" else label
+            out.append(
+                f"| {backend} | {name} | {_num(a)} | {got_text} | {_pct(ratio(got, a))} | {one_text} |"
+            )
+    httpx = _get(results, "for_the_record", "fanout_httpx")
+    if httpx:
+        out += [
+            "",
+            "For the record, a bare httpx client at the same concurrency: "
+            + ", ".join(
+                f"{case} {_num(_get(httpx, case, 'deliveries_per_s'))} deliveries/s"
+                for case, _ in FANOUT_CASES
+            )
+            + ".",
+        ]
+    out += ["", "## Targets", "", "| backend | target | measured | met |", "|---|---|---|---|"]
+    for t in results.get("targets", []):
+        out.append(
+            f"| {t['backend']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |"
+        )
+    errors = results.get("errors") or []
+    if errors:
+        out += ["", "## Errors", ""] + [f"- {e}" for e in errors]
+    notes = meta.get("notes") or []
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(results["meta"]["started_epoch"]))
+    commit = (results["meta"]["git"].get("commit") or "nocommit")[:10]
+    stem = f"{stamp}-{commit}{'-quick' if results['meta']['quick'] else ''}"
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    md_path.write_text(markdown(results))
+    return json_path, md_path

@@ -1,0 +1,208 @@
+"""`python -m bench`: every scenario, both backends and the ceilings, in one run.
+
+    python -m bench                      # the full run: a few minutes
+    python -m bench --quick              # seconds: the smoke test's run
+    python -m bench --backend sqlite --scenario ingest --scenario e2e
+
+Ceilings are measured once per run (they do not depend on the backend), then each backend runs
+ingest, end to end and fan-out on fresh databases. A scenario that fails is recorded with its
+error and the run goes on; the exit status is 1 when any did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench import e2e, fanout, ingest, report
+from bench.context import Context, Durations
+from bench.dbs import DEFAULT_POSTGRES_URL
+from bench.machine import ROOT, Pinning, ensure_wrk, git_commit, loadavg, machine, versions, wrk_version
+
+SCENARIOS = ("ingest", "e2e", "fanout")
+BACKENDS = ("sqlite", "postgres")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="seconds instead of minutes (the smoke test)")
+    p.add_argument("--backend", choices=(*BACKENDS, "both"), default="both")
+    p.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default: all")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where results are written")
+    p.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CALLBOARD_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="a server where databases may be created (default: %(default)s)",
+    )
+    p.add_argument("--connections", type=int, default=32, help="wrk connections for ingest (default: 32)")
+    p.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="ingest load generator: wrk (installed from Debian's packages when missing) or Python",
+    )
+    p.add_argument("--no-install", action="store_true", help="never install wrk")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    p.add_argument("--keep-workdir", action="store_true", help="keep databases and server logs")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p.parse_args(argv)
+
+
+async def _guard(errors: list[str], what: str, ctx: Context, fn: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return await fn()
+    except Exception as exc:
+        ctx.log(f"{what} FAILED: {type(exc).__name__}: {exc}")
+        errors.append(f"{what}: {type(exc).__name__}: {exc}")
+        if not ctx.quiet:
+            traceback.print_exc(file=sys.stderr)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Per backend, each scenario right after its ceilings, so a ratio compares figures taken minutes apart
+    at most (the machine may be shared); the httpx ceiling, for the record only, once at the end."""
+    scenarios = args.scenario or list(SCENARIOS)
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    errors: list[str] = []
+    per_backend: dict[str, Any] = {}
+    for backend in backends:
+        r: dict[str, Any] = {}
+        if "ingest" in scenarios:
+            noop = await _guard(errors, f"ingest ceiling ({backend} run)", ctx, lambda: ingest.ceiling(ctx))
+            noop_rps = noop.get("rps")
+            r["ingest"] = {
+                "noop": noop,
+                "callboard": await _guard(
+                    errors,
+                    f"ingest {backend}",
+                    ctx,
+                    lambda b=backend, c=noop_rps: ingest.callboard(ctx, b, c, workers=False),
+                ),
+            }
+            if ctx.durations.ingest_with_workers:
+                r["ingest"]["callboard_with_workers"] = await _guard(
+                    errors,
+                    f"ingest {backend} with workers",
+                    ctx,
+                    lambda b=backend, c=noop_rps: ingest.callboard(ctx, b, c, workers=True),
+                )
+        if "e2e" in scenarios:
+            r["e2e"] = await _guard(errors, f"end to end {backend}", ctx, lambda b=backend: e2e.run(ctx, b))
+        if "fanout" in scenarios:
+            r["fanout"] = {}
+            for mode in ("wide", "deep"):
+                r["fanout"][mode] = {
+                    "aiohttp": await _guard(
+                        errors,
+                        f"fan-out ceiling aiohttp {mode} ({backend} run)",
+                        ctx,
+                        lambda m=mode: fanout.ceiling(ctx, "aiohttp", m),
+                    ),
+                    "callboard": await _guard(
+                        errors,
+                        f"fan-out {mode} {backend}",
+                        ctx,
+                        lambda b=backend, m=mode: fanout.run(ctx, b, m),
+                    ),
+                }
+        per_backend[backend] = r
+    record: dict[str, Any] = {}
+    if "fanout" in scenarios:
+        record["fanout_httpx"] = {
+            mode: await _guard(
+                errors, f"fan-out httpx {mode}", ctx, lambda m=mode: fanout.ceiling(ctx, "httpx", m)
+            )
+            for mode in ("wide", "deep")
+        }
+    return {"backends": per_backend, "for_the_record": record, "errors": errors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    the_machine = machine()  # before this process pins itself to one core
+    load_before = loadavg()
+    pinning = Pinning(enabled=not args.no_pin)
+    pinning.pin_self_to_load()
+    workdir = Path(tempfile.mkdtemp(prefix="callboard-bench-"))
+    started_epoch = time.time()
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+    scenarios = args.scenario or list(SCENARIOS)
+    wrk = None
+    if "ingest" in scenarios and args.loadgen != "python":
+        wrk = ensure_wrk(install=not args.no_install, log=log)
+        if wrk is None and args.loadgen == "wrk":
+            print("wrk is not available", file=sys.stderr)
+            return 2
+    ctx = Context(
+        workdir=workdir,
+        pinning=pinning,
+        durations=Durations.quick() if args.quick else Durations(),
+        wrk=wrk,
+        postgres_url=args.postgres_url,
+        connections=args.connections,
+        quiet=args.quiet,
+    )
+    log(f"work directory {workdir}; {pinning.describe()}")
+    try:
+        import uvloop
+
+        body = uvloop.run(run(args, ctx))
+    finally:
+        if args.keep_workdir:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    notes = [
+        "ingest is measured on `callboard serve --no-worker` (the receiving tier); the 'with workers' row"
+        " is the same load on a `callboard serve` that also processes and delivers on the same core",
+        "fan-out rates are taken at the sink while a backlog drains: (n − 1) / (last − first receive time)",
+        "latencies: wrk's for ingest (closed loop); end to end: sink receive time − send time stamped in the"
+        " callback by the open-loop generator (same process, same clock)",
+    ]
+    if wrk is None and "ingest" in scenarios:
+        notes.append(
+            "wrk was not available: the Python closed-loop generator drove ingest; it is slower than the"
+            " no-op handler, so the ingest ceiling is the generator's"
+        )
+    results: dict[str, Any] = {
+        "meta": {
+            "started_at": dt.datetime.fromtimestamp(started_epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "started_epoch": started_epoch,
+            "seconds": round(time.time() - started_epoch, 1),
+            "quick": args.quick,
+            "argv": sys.argv[1:] if argv is None else argv,
+            "machine": the_machine,
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+            "versions": {**versions(), "wrk": wrk_version(wrk)},
+            "git": git_commit(),
+            "pinning": pinning.describe(),
+            "load_generator": "wrk" if wrk else "python (aiohttp closed loop)",
+            "connections": args.connections,
+            "durations": ctx.durations.__dict__,
+            "notes": notes,
+        },
+        **body,
+    }
+    results["targets"] = report.targets(results)
+    json_path, md_path = report.write(results, args.out)
+    print(report.markdown(results))
+    print(
+        f"results: {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path}, "
+        f"{md_path.relative_to(ROOT) if md_path.is_relative_to(ROOT) else md_path}"
+    )
+    return 1 if results["errors"] else 0

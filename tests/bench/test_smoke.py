@@ -1,0 +1,40 @@
+"""The benchmark runs: `python -m bench --quick` finishes and writes results that parse.
+
+No timing is asserted here (figures depend on the machine and on what else runs on it); the
+numbers are for `python -m bench` and `docs/benchmarks.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.machine import ROOT
+
+
+def test_quick_run_writes_results(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--backend", "sqlite", "--no-install", "--quiet",
+         "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (json_file,) = tmp_path.glob("*.json")
+    (md_file,) = tmp_path.glob("*.md")
+    results = json.loads(json_file.read_text())
+    assert results["meta"]["quick"] is True
+    assert results["meta"]["git"]["commit"]
+    assert not results["errors"]
+    sqlite = results["backends"]["sqlite"]
+    assert sqlite["ingest"]["callboard"]["requests"] > 0
+    assert sqlite["ingest"]["noop"]["requests"] > 0
+    assert sqlite["e2e"]["fixed_rate"]["delivered"] > 0
+    for case in ("wide", "deep"):
+        assert sqlite["fanout"][case]["callboard"]["deliveries"] > 0
+        assert sqlite["fanout"][case]["aiohttp"]["deliveries"] > 0
+    assert {t["backend"] for t in results["targets"]} == {"sqlite"}
+    text = md_file.read_text()
+    assert text.startswith("# Callboard benchmark")
+    assert "| sqlite |" in text
