@@ -175,12 +175,13 @@ def test_cli_submit_registers_options_and_metadata_and_completes(
     ],
 )
 def test_provider_refusing_or_unreachable_gives_json_error_and_one_line_cli_error(
-    tmp_path: Path, assemblyai_fake: AssemblyAIFake, setting: str, code: str, status: int
+    tmp_path: Path, database_url: str, assemblyai_fake: AssemblyAIFake, setting: str, code: str, status: int
 ) -> None:
     """A wrong key (the provider answers 401) or a closed port: a JSON error from the API, not a 500,
     and `callboard submit` prints one line and exits 1; the job is recorded as failed."""
     value = "wrong-key" if setting.endswith("API_KEY") else f"http://127.0.0.1:{free_port()}"
-    with CallboardProcess(tmp_path, fakes={"assemblyai": assemblyai_fake}, env={setting: value}) as cb:
+    fakes = {"assemblyai": assemblyai_fake}
+    with CallboardProcess(tmp_path, database_url=database_url, fakes=fakes, env={setting: value}) as cb:
         response = cb.http.post("/v1/jobs", json={"provider": "assemblyai", "audio_url": AUDIO})
         assert response.status_code == status, response.text
         error = response.json()["error"]

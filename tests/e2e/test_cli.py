@@ -7,7 +7,6 @@ server; every test then reads that database through the CLI only.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from routes.signing import new_secret
-from tests.e2e._support import assert_one_line_error
+from tests.databases import BACKENDS, database
+from tests.e2e._support import assert_one_line_error, count, query
 from tests.fakes.base import running
 from tests.fakes.generic import GenericFake
 from tests.harness import CallboardProcess, base_env, run_cli
@@ -28,11 +28,11 @@ class Stopped:
     failed: str
 
 
-@pytest.fixture(scope="module")
-def stopped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stopped]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def stopped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stopped]:
     tmp = tmp_path_factory.mktemp("cli")
-    with running(GenericFake(webhook_secret=new_secret())) as fake:
-        cb = CallboardProcess(tmp, fakes={"generic": fake})
+    with database(request.param, tmp) as url, running(GenericFake(webhook_secret=new_secret())) as fake:
+        cb = CallboardProcess(tmp, database_url=url, fakes={"generic": fake})
         with cb:
             ids = {}
             for status in ("completed", "failed"):
@@ -152,19 +152,14 @@ def test_bad_since_is_a_usage_error(stopped: Stopped, command: tuple[str, ...]) 
     assert "--since" in result.stderr
 
 
-def test_migrate_creates_schema_then_reports_up_to_date(tmp_path: Path) -> None:
-    env = base_env(tmp_path)
+def test_migrate_creates_schema_then_reports_up_to_date(tmp_path: Path, database_url: str) -> None:
+    env = base_env(tmp_path, database_url=database_url)
     first = run_cli("migrate", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "applied: 0001_initial"
     again = run_cli("migrate", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "the schema is up to date"
-    conn = sqlite3.connect(tmp_path / "callboard.db")
-    try:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
-    finally:
-        conn.close()
-    assert {"jobs", "callbacks", "events", "transcripts", "subscriptions", "deliveries"} <= tables
-    assert versions == [(1,)]
+    assert [row["version"] for row in query(database_url, "SELECT version FROM schema_migrations")] == [1]
+    for table in ("jobs", "callbacks", "events", "transcripts", "subscriptions", "deliveries"):
+        assert count(database_url, table) == 0

@@ -39,7 +39,7 @@ def events_by_job(cb: CallboardProcess) -> dict[str, list[str]]:
 
 
 def test_sigkill_during_callback_burst_keeps_every_acknowledged_callback(
-    tmp_path: Path, generic_fake: GenericFake
+    tmp_path: Path, database_url: str, generic_fake: GenericFake
 ) -> None:
     """Fire 150 signed callbacks from 16 threads and SIGKILL the server once 50 are acknowledged.
 
@@ -47,8 +47,9 @@ def test_sigkill_during_callback_burst_keeps_every_acknowledged_callback(
     event; re-sending every callback (as providers retry) creates nothing for the acknowledged
     ones and at most the one missing event for the others.
     """
-    env = {"CALLBOARD_PROCESSING_LEASE": "1"}
-    with CallboardProcess(tmp_path, fakes={"generic": generic_fake}, env=env) as cb:
+    env = {"CALLBOARD_PROCESSING_LEASE": "1"}  # a callback claimed when the process dies is retaken soon
+    fakes = {"generic": generic_fake}
+    with CallboardProcess(tmp_path, database_url=database_url, fakes=fakes, env=env) as cb:
         jobs: dict[str, str] = {}  # provider job id → our job id
         for i in range(JOBS):
             body = {"provider": "generic", "audio_url": f"https://example.com/{i}.wav"}
