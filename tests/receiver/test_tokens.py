@@ -1,0 +1,122 @@
+"""Callback URL tokens name one job of one provider and cannot be forged, moved or kept forever."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from receiver.exceptions import VerificationError
+from receiver.tokens import TOKEN_MAX_AGE, Tokens
+
+KEY = "test-secret-key"
+JOB = "job_01jd7zk3q9w5x2m8r4t6y1b3n0"
+
+
+def token_signed_ago(seconds: float, *, key: str = KEY, value: object = (JOB, "generic")) -> str:
+    """A token as `Tokens.make` writes it, stamped `seconds` ago (through itsdangerous' clock hook)."""
+
+    class PastSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time() - seconds)
+
+    serializer = URLSafeTimedSerializer(key, salt="callboard.callback", signer=PastSigner)
+    return str(serializer.dumps(list(value) if isinstance(value, tuple) else value))
+
+
+def test_token_roundtrip_returns_the_job_id() -> None:
+    tokens = Tokens(KEY)
+    token = tokens.make(JOB, "assemblyai")
+    assert tokens.verify(token, "assemblyai") == JOB
+
+
+def test_token_is_url_safe() -> None:
+    token = Tokens(KEY).make(JOB, "generic")
+    assert set(token) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def test_tampered_token_is_refused() -> None:
+    tokens = Tokens(KEY)
+    token = tokens.make(JOB, "generic")
+    last = "A" if token[-1] != "A" else "B"
+    with pytest.raises(VerificationError, match="not valid"):
+        tokens.verify(token[:-1] + last, "generic")
+
+
+def test_token_with_swapped_payload_is_refused() -> None:
+    """A payload taken from one token and the signature from another do not verify."""
+    tokens = Tokens(KEY)
+    payload = tokens.make("job_other", "generic").split(".", 1)[0]
+    rest = tokens.make(JOB, "generic").split(".", 1)[1]
+    with pytest.raises(VerificationError):
+        tokens.verify(f"{payload}.{rest}", "generic")
+
+
+def test_token_for_another_provider_is_refused() -> None:
+    tokens = Tokens(KEY)
+    token = tokens.make(JOB, "assemblyai")
+    with pytest.raises(VerificationError, match="another provider"):
+        tokens.verify(token, "generic")
+
+
+def test_token_signed_with_another_key_is_refused() -> None:
+    token = Tokens("another-key").make(JOB, "generic")
+    with pytest.raises(VerificationError, match="not valid"):
+        Tokens(KEY).verify(token, "generic")
+
+
+def test_token_older_than_max_age_is_expired() -> None:
+    token = token_signed_ago(120)
+    assert Tokens(KEY).verify(token, "generic") == JOB
+    with pytest.raises(VerificationError, match="expired"):
+        Tokens(KEY, max_age=60).verify(token, "generic")
+
+
+def test_token_past_the_default_90_days_is_expired() -> None:
+    assert Tokens(KEY).verify(token_signed_ago(TOKEN_MAX_AGE - 3600), "generic") == JOB
+    with pytest.raises(VerificationError, match="expired"):
+        Tokens(KEY).verify(token_signed_ago(TOKEN_MAX_AGE + 3600), "generic")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("not-a-token", id="no-separator"),
+        pytest.param("a.b.c", id="three-parts"),
+        pytest.param("....", id="dots"),
+        pytest.param("x" * 5000, id="long"),
+        pytest.param("jöb.ünïcode.tökén", id="unicode"),
+        pytest.param("%2e%2e%2f", id="escaped"),
+    ],
+)
+def test_garbage_token_is_refused_with_verification_error(token: str) -> None:
+    with pytest.raises(VerificationError):
+        Tokens(KEY).verify(token, "generic")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param({"job": JOB}, id="object"),
+        pytest.param([JOB], id="one-element"),
+        pytest.param([JOB, "generic", "extra"], id="three-elements"),
+        pytest.param([1, "generic"], id="int-job"),
+        pytest.param(JOB, id="bare-string"),
+    ],
+)
+def test_validly_signed_token_of_the_wrong_shape_is_refused(value: object) -> None:
+    """Even a correctly signed value is refused unless it is exactly [job_id, provider]."""
+    with pytest.raises(VerificationError, match="not valid"):
+        Tokens(KEY).verify(token_signed_ago(0, value=value), "generic")
+
+
+def test_job_secret_is_stable_and_differs_per_job_provider_and_key() -> None:
+    secret = Tokens(KEY).job_secret(JOB, "assemblyai")
+    assert secret == Tokens(KEY).job_secret(JOB, "assemblyai")
+    assert len(secret) == 40 and int(secret, 16) >= 0
+    assert secret != Tokens(KEY).job_secret("job_other", "assemblyai")
+    assert secret != Tokens(KEY).job_secret(JOB, "revai")
+    assert secret != Tokens("another-key").job_secret(JOB, "assemblyai")
+    assert secret not in Tokens(KEY).make(JOB, "assemblyai")
