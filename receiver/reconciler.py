@@ -25,15 +25,24 @@ from storage.records import Job
 log = structlog.get_logger("callboard.reconciler")
 
 MAX_INTERVAL = 6 * 3600.0  # polls back off to at most every 6 hours
+LOOP_INTERVAL = 5.0  # how often due jobs are looked for; never longer than CALLBOARD_RECONCILE_AFTER
+MIN_LOOP_INTERVAL = 0.2
 GIVE_UP_AFTER = 7 * 86400.0  # a job the provider never finishes is failed after a week
 
 
 class Reconciler:
     def __init__(
-        self, service: Service, fanout: Fanout, *, interval: float = 5.0, clock: Callable[[], float] = time.time
+        self,
+        service: Service,
+        fanout: Fanout,
+        *,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
         self.fanout = fanout
+        if interval is None:  # a short CALLBOARD_RECONCILE_AFTER is not stretched by a long loop
+            interval = max(MIN_LOOP_INTERVAL, min(LOOP_INTERVAL, service.settings.reconcile_after))
         self.interval = interval
         self.clock = clock
 
