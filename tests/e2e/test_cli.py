@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,12 +50,12 @@ def stopped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Stopped(cb, ids["completed"], ids["failed"])
 
 
-def json_document(stopped: Stopped, *args: str) -> dict:
+def json_document(stopped: Stopped, *args: str) -> dict[str, Any]:
     """Run a command with `--json`; stdout must be exactly one JSON document and stderr empty."""
     result = stopped.cb.cli(*args, "--json")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    document: dict = json.loads(result.stdout)  # fails on anything beside the one document
+    document: dict[str, Any] = json.loads(result.stdout)  # fails on anything beside the one document
     return document
 
 

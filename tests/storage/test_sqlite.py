@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,7 +133,8 @@ async def test_group_commit_failed_flush_fails_every_waiter_of_the_batch_and_kee
     the next batch is written normally."""
     job_id = await new_job(store)
     commit: GroupCommit[NewCallback, IngestResult] = GroupCommit(store.write_callbacks)
-    poisoned = dataclasses.replace(callback(job_id, "bad"), headers={"x": object()})  # not JSON-able
+    unencodable: dict[str, Any] = {"x": object()}
+    poisoned = dataclasses.replace(callback(job_id, "bad"), headers=unencodable)  # not JSON-able
     outcomes = await asyncio.gather(
         commit.submit(callback(job_id, "a")), commit.submit(poisoned), commit.submit(callback(job_id, "b")),
         return_exceptions=True,
