@@ -23,6 +23,7 @@ def worker_config(service: Service) -> WorkerConfig:
         timeout=s.delivery_timeout,
         allow_private=s.allow_private_targets,
         disable_after=s.disable_after,
+        health_interval=s.health_interval,
     )
 
 

@@ -35,6 +35,9 @@ EXCERPT_BYTES = 1024
 HEARTBEAT_KEY = "delivery_worker_heartbeat"
 HEARTBEAT_INTERVAL = 5.0
 USER_AGENT = "Callboard-Webhooks/1.0"
+#: uvloop (libuv) timers have millisecond granularity and can fire a little early: a retry woken
+#: before it is due would wait for the next poll instead
+WAKE_MARGIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class WorkerConfig:
     max_in_flight: int = 256
     batch: int = 200
     poll_interval: float = 1.0
+    #: how often subscriptions failing for `disable_after` are looked for and disabled
     health_interval: float = 60.0
 
     @property
@@ -92,6 +96,7 @@ class DeliveryWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_health = 0.0
         self._next_heartbeat = 0.0
+        self._heartbeat: str | None = None
 
     def _busy(self) -> list[str]:
         return [sid for sid, n in self._in_flight.items() if n >= self.config.per_subscription]
@@ -100,40 +105,65 @@ class DeliveryWorker:
         connector = make_connector(allow_private=self.config.allow_private, limit=self.config.max_in_flight)
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
-            while not stop.is_set():
-                try:
-                    claimed = await self.run_once(session)
-                except Exception as exc:  # database trouble: keep going, the leases protect the work
-                    log.warning("delivery.loop_error", error=f"{type(exc).__name__}: {exc}")
-                    claimed = 0
-                if claimed:
-                    await asyncio.sleep(0)
-                    continue
-                await self._idle(stop)
-            if self._tasks:
-                await asyncio.wait(self._tasks, timeout=self.config.timeout + 1)
+            try:
+                while not stop.is_set():
+                    # Cleared before claiming, not before idling: a wake-up that arrives while a
+                    # claim runs (a new event, a retry falling due) must not be lost.
+                    self.fanout.delivery_wakeup.clear()
+                    try:
+                        started = await self.run_once(session)
+                    except Exception as exc:  # database trouble: keep going, the leases protect the work
+                        log.warning("delivery.loop_error", error=f"{type(exc).__name__}: {exc}")
+                        started = 0
+                    if started:
+                        await asyncio.sleep(0)
+                        continue
+                    await self._idle(stop)
+                if self._tasks:
+                    await asyncio.wait(self._tasks, timeout=self.config.timeout + 1)
+            finally:
+                await self._sign_off()
+
+    async def _sign_off(self) -> None:
+        """Withdraw this worker's heartbeat, so `callboard replay` started right after a clean stop
+        delivers by itself instead of waiting for a worker that is gone."""
+        if self._heartbeat is None:
+            return
+        try:
+            if await self.store.get_meta(HEARTBEAT_KEY) == self._heartbeat:
+                await self.store.meta_set(HEARTBEAT_KEY, "0")
+        except Exception as exc:
+            log.warning("delivery.sign_off_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        wakeup = self.fanout.delivery_wakeup
-        wakeup.clear()
         waiters = [
-            asyncio.ensure_future(wakeup.wait()),
+            asyncio.ensure_future(self.fanout.delivery_wakeup.wait()),
             asyncio.ensure_future(stop.wait()),
             asyncio.ensure_future(self.store.db.wait_for_work("deliveries", self.config.poll_interval)),
         ]
-        _, pending = await asyncio.wait(waiters, timeout=self.config.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait(
+            waiters, timeout=self.config.poll_interval, return_when=asyncio.FIRST_COMPLETED
+        )
         for w in pending:
             w.cancel()
 
+    def _wake_at(self, when: float) -> None:
+        """Wake the loop when a retry falls due sooner than the next poll would notice it."""
+        delay = max(0.0, when - self.clock()) + WAKE_MARGIN
+        if delay < self.config.poll_interval:
+            asyncio.get_running_loop().call_later(delay, self.fanout.wake)
+
     async def run_once(self, session: aiohttp.ClientSession) -> int:
-        """Claim a batch of due deliveries and start sending them; return how many were claimed."""
+        """Claim a batch of due deliveries and start sending them; return how many were started."""
         now = self.clock()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_INTERVAL
-            await self.store.meta_set(HEARTBEAT_KEY, repr(now))
+            self._heartbeat = repr(now)
+            await self.store.meta_set(HEARTBEAT_KEY, self._heartbeat)
         if now >= self._next_health:
             self._next_health = now + self.config.health_interval
-            for sid in await self.store.disable_failing_subscriptions(now=now, window=self.config.disable_after):
+            window = self.config.disable_after
+            for sid in await self.store.disable_failing_subscriptions(now=now, window=window):
                 log.warning("subscription.disabled", subscription=sid, reason="failing")
         room = self.config.max_in_flight - sum(self._in_flight.values())
         if room <= 0:
@@ -149,12 +179,20 @@ class DeliveryWorker:
             return 0
         events = await self.store.get_events(list({d.event_id for d in claimed}))
         subs = {s.id: s for s in await self.store.enabled_subscriptions()}
+        started = 0
         for delivery in claimed:
-            self._in_flight[delivery.subscription_id] = self._in_flight.get(delivery.subscription_id, 0) + 1
+            sid = delivery.subscription_id
+            if self._in_flight.get(sid, 0) >= self.config.per_subscription:
+                # The claim caps each endpoint per batch, not counting what is already in flight:
+                # hand the surplus back rather than exceed the endpoint's concurrency limit.
+                await self.store.release_delivery(delivery.id)
+                continue
+            self._in_flight[sid] = self._in_flight.get(sid, 0) + 1
             task = asyncio.create_task(self._deliver(session, delivery, events.get(delivery.event_id), subs))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return len(claimed)
+            started += 1
+        return started
 
     async def _deliver(
         self,
@@ -173,12 +211,23 @@ class DeliveryWorker:
         except Exception as exc:
             log.warning("delivery.error", delivery=delivery.id, error=f"{type(exc).__name__}: {exc}")
         finally:
-            self._in_flight[delivery.subscription_id] -= 1
-            if not self._in_flight[delivery.subscription_id]:
-                del self._in_flight[delivery.subscription_id]
+            sid = delivery.subscription_id
+            was_full = self._in_flight[sid] >= self.config.per_subscription or (
+                sum(self._in_flight.values()) >= self.config.max_in_flight
+            )
+            self._in_flight[sid] -= 1
+            if not self._in_flight[sid]:
+                del self._in_flight[sid]
+            if was_full:  # the loop skipped this endpoint (or everything) while full: claim again now
+                self.fanout.wake()
 
     async def attempt(
-        self, session: aiohttp.ClientSession, delivery: Delivery, event: Event, sub: Subscription, trigger: str = "worker"
+        self,
+        session: aiohttp.ClientSession,
+        delivery: Delivery,
+        event: Event,
+        sub: Subscription,
+        trigger: str = "worker",
     ) -> str:
         """One HTTP attempt and its record; returns the delivery's new status."""
         now = self.clock()
@@ -189,7 +238,8 @@ class DeliveryWorker:
         retry_after: str | None = None
         started = time.perf_counter()
         try:
-            async with session.post(sub.url, data=event.payload, headers=headers, allow_redirects=False) as resp:
+            post = session.post(sub.url, data=event.payload, headers=headers, allow_redirects=False)
+            async with post as resp:
                 status_code = resp.status
                 retry_after = resp.headers.get("retry-after")
                 excerpt = (await resp.content.read(EXCERPT_BYTES)).decode("utf-8", "replace") or None
@@ -212,7 +262,9 @@ class DeliveryWorker:
         elif outcome is Outcome.GONE:
             status, disable_reason = DLV_FAILED, "the endpoint answered 410 Gone"
         else:
-            delay = self.config.policy.next_delay(delivery.schedule_index + 1, status=status_code, retry_after=retry_after)
+            delay = self.config.policy.next_delay(
+                delivery.schedule_index + 1, status=status_code, retry_after=retry_after
+            )
             status = DLV_FAILED if delay is None else DLV_PENDING
             next_at = None if delay is None else now + delay
         attempt = Attempt(
@@ -225,7 +277,11 @@ class DeliveryWorker:
             response_excerpt=excerpt,
             trigger=trigger,
         )
-        await self.store.record_attempt(delivery, attempt, status=status, next_attempt_at=next_at, disable_reason=disable_reason)
+        await self.store.record_attempt(
+            delivery, attempt, status=status, next_attempt_at=next_at, disable_reason=disable_reason
+        )
+        if next_at is not None:
+            self._wake_at(next_at)
         metrics.DELIVERY_ATTEMPTS.labels(status).inc()
         metrics.DELIVERY_LATENCY.observe(latency_ms / 1000)
         log.info(

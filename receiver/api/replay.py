@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from receiver.api.common import decode_body, json_response, service
-from receiver.exceptions import InvalidRequestError
+from receiver.exceptions import InvalidRequestError, NotFoundError
 from receiver.timeparse import parse_time
 from routes import replay
 
@@ -41,7 +41,7 @@ def _time(name: str, value: str | None) -> float | None:
 
 async def _run(request: Request, req: replay.ReplayRequest, dry_run: bool) -> Response:
     store = service(request).store
-    count, ids, pairs = 0, [], []
+    count, ids, pairs = 0, list[str](), list[tuple[str, str]]()
     try:
         if dry_run:
             async for batch in replay.plan(store, req):
@@ -65,9 +65,10 @@ async def _run(request: Request, req: replay.ReplayRequest, dry_run: bool) -> Re
 
 async def replay_event(request: Request) -> Response:
     body = await decode_body(request, EventReplayBody)
-    req = replay.ReplayRequest(
-        event_ids=[request.path_params["event_id"]], subscription_id=body.subscription_id, status="all"
-    )
+    event_id = request.path_params["event_id"]
+    if await service(request).store.get_event(event_id) is None:  # the resource in the path: 404, not 400
+        raise NotFoundError(f"no event {event_id!r}")
+    req = replay.ReplayRequest(event_ids=[event_id], subscription_id=body.subscription_id, status="all")
     return await _run(request, req, body.dry_run)
 
 

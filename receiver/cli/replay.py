@@ -24,6 +24,7 @@ from routes.worker import worker_alive
 from storage.records import DLV_FAILED, DLV_PENDING
 
 POLL = 0.25
+LIVENESS_CHECK = 1.0  # seconds between checks that some worker is still running
 
 
 async def _pending(svc: Service, ids: list[str]) -> int:
@@ -41,11 +42,13 @@ async def _failed(svc: Service, ids: list[str]) -> int:
 
 
 async def _wait(svc: Service, ids: list[str], *, show: bool) -> None:
-    """Until none of `ids` is pending; deliver in-process when no worker is running."""
-    stop, tasks = asyncio.Event(), []
-    if not await worker_alive(svc.store, time.time()):
-        workers = Workers(svc)
-        tasks = [asyncio.create_task(workers.delivery.run(stop), name="replay-delivery")]
+    """Until none of `ids` is pending; deliver in-process whenever no worker is running.
+
+    Whether a worker runs is asked again while waiting, not only at the start: a server stopped
+    (or killed) meanwhile must not leave the command waiting for ever.
+    """
+    stop, tasks = asyncio.Event(), list[asyncio.Task[None]]()
+    next_check = 0.0
     console = Console(stderr=True)
     try:
         with Progress(
@@ -58,6 +61,11 @@ async def _wait(svc: Service, ids: list[str], *, show: bool) -> None:
                 progress.update(bar, completed=len(ids) - pending)
                 if pending == 0:
                     break
+                if not tasks and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + LIVENESS_CHECK
+                    if not await worker_alive(svc.store, time.time()):
+                        workers = Workers(svc)
+                        tasks = [asyncio.create_task(workers.delivery.run(stop), name="replay-delivery")]
                 await asyncio.sleep(POLL)
     finally:
         stop.set()
@@ -72,14 +80,19 @@ async def _wait(svc: Service, ids: list[str], *, show: bool) -> None:
 @click.option("--type", "event_type", type=click.Choice(["transcript.completed", "transcript.failed"]))
 @click.option("--provider", help="Only events of this provider.")
 @click.option("--subscription", "subscription_id", help="Only deliveries to this subscription.")
-@click.option("--status", type=click.Choice(list(replay.STATUSES)), default=None,
-              help="Which deliveries: failed (default with a filter), all (default with event ids), never-attempted.")  # fmt: skip
+@click.option(
+    "--status",
+    type=click.Choice(list(replay.STATUSES)),
+    default=None,
+    help="Which deliveries: failed (default with a filter), all (default with event ids), never-attempted.",
+)
 @click.option("--dry-run", is_flag=True, help="Print how many and which deliveries would go; send nothing.")
 @click.option("--no-wait", is_flag=True, help="Only enqueue; do not wait for the deliveries.")
 @json_option
 def replay_cmd(
-    event_ids: tuple[str, ...], since: float | None, until: float | None, event_type: str | None, provider: str | None,
-    subscription_id: str | None, status: str | None, dry_run: bool, no_wait: bool, as_json: bool,
+    event_ids: tuple[str, ...], since: float | None, until: float | None, event_type: str | None,
+    provider: str | None, subscription_id: str | None, status: str | None, dry_run: bool, no_wait: bool,
+    as_json: bool,
 ) -> None:  # fmt: skip
     """Re-deliver EVENT_IDS, or every event matching the filter, with their original webhook-id."""
     req = replay.ReplayRequest(
@@ -120,7 +133,8 @@ def replay_cmd(
     elif no_wait or not result["count"]:
         click.echo(f"{result['count']} deliveries enqueued")
     else:
-        click.echo(f"{result['count']} deliveries replayed: {result['succeeded']} succeeded, {result['failed']} failed")
+        succeeded, failed = result["succeeded"], result["failed"]
+        click.echo(f"{result['count']} deliveries replayed: {succeeded} succeeded, {failed} failed")
     if not dry_run and result.get("failed"):
         sys.exit(1)
 
