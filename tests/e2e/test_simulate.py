@@ -65,7 +65,9 @@ def new_fake(provider: str) -> FakeProvider:
 
 
 @pytest.fixture
-def serve(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> Iterator[tuple[CallboardProcess, Any]]:
+def serve(
+    tmp_path: Path, database_url: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[CallboardProcess, Any]]:
     provider: str = request.param
     with running(new_fake(provider)) as fake:
         with CallboardProcess(tmp_path, database_url=database_url, fakes={provider: fake}) as cb:
@@ -89,10 +91,14 @@ def test_simulated_callback_is_stored_and_finishes_its_job(serve: tuple[Callboar
     provider = fake.name
     for status in ("completed", "failed"):
         out = simulate(cb, provider, "--status", status)
-        assert out["stdout"].startswith(f"sent a simulated {provider} callback ({status}): POST {cb.url}/callbacks/")
+        assert out["stdout"].startswith(
+            f"sent a simulated {provider} callback ({status}): POST {cb.url}/callbacks/"
+        )
         fetches = provider in THIN and not (status == "failed" and provider in ("recall", "revai"))
         assert (f"CALLBOARD_{provider.upper()}_BASE_URL" in out["stdout"]) is fetches
-        [stored] = query(cb, "SELECT provider, job_id, job_hint FROM callbacks WHERE id = ?", out["callback_id"])
+        [stored] = query(
+            cb, "SELECT provider, job_id, job_hint FROM callbacks WHERE id = ?", out["callback_id"]
+        )
         assert stored["provider"] == provider
         assert out["job_id"] in (stored["job_id"], stored["job_hint"])
         if provider in THIN:  # the provider's API learns the made-up id only now: the fetch is retried
@@ -114,8 +120,12 @@ def test_simulated_callback_is_stored_and_finishes_its_job(serve: tuple[Callboar
             assert transcript["language"] == "en"
             assert [u["speaker"] for u in transcript["utterances"]] == SPEAKERS[provider]
             assert transcript["words"][0] == {
-                "word": "Thanks", "start": 0.32, "end": 0.63, "confidence": 0.975, "speaker": SPEAKERS[provider][0]
-            }  # fmt: skip
+                "word": "Thanks",
+                "start": 0.32,
+                "end": 0.63,
+                "confidence": 0.975,
+                "speaker": SPEAKERS[provider][0],
+            }
             assert transcript["utterances"][1]["text"] == "Hi Maya, I'd like to check on my order."
         else:
             assert transcript["text"] == FAKE_TEXT
@@ -126,10 +136,12 @@ def test_simulated_callback_is_stored_and_finishes_its_job(serve: tuple[Callboar
 
 @pytest.mark.parametrize("serve", ["deepgram"], indirect=True)
 def test_json_output_and_explicit_target(serve: tuple[CallboardProcess, Any]) -> None:
-    """`--target` overrides CALLBOARD_PUBLIC_URL (here a port where nothing listens); `--json` is one document."""
+    """`--target` overrides CALLBOARD_PUBLIC_URL (here a closed port); `--json` prints one document."""
     cb, _ = serve
     env = {**cb.env, "CALLBOARD_PUBLIC_URL": f"http://127.0.0.1:{free_port()}"}
-    result = run_cli("simulate", "deepgram", "--target", cb.url + "/", "--json", env=env, cwd=cb.tmp, timeout=30)
+    result = run_cli(
+        "simulate", "deepgram", "--target", cb.url + "/", "--json", env=env, cwd=cb.tmp, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["provider"] == "deepgram"
@@ -142,7 +154,9 @@ def test_json_output_and_explicit_target(serve: tuple[CallboardProcess, Any]) ->
 
 
 @pytest.mark.parametrize("serve", ["generic"], indirect=True)
-def test_unreachable_target_is_one_line_and_the_job_is_marked_failed(serve: tuple[CallboardProcess, Any]) -> None:
+def test_unreachable_target_is_one_line_and_the_job_is_marked_failed(
+    serve: tuple[CallboardProcess, Any],
+) -> None:
     cb, _ = serve
     result = cb.cli("simulate", "generic", "--target", f"http://127.0.0.1:{free_port()}", timeout=30)
     assert result.returncode == 1
@@ -182,8 +196,10 @@ def test_instance_refusing_the_credentials_is_401_in_one_line(
     assert job["error"]["code"] == "simulation_failed"
 
 
-def test_recall_without_webhook_secret_is_a_clear_error_and_records_nothing(tmp_path: Path, database_url: str) -> None:
-    env = {**base_env(tmp_path, database_url=database_url)}
+def test_recall_without_webhook_secret_is_a_clear_error_and_records_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = base_env(tmp_path, database_url=database_url)
     result = run_cli("simulate", "recall", env=env, cwd=tmp_path, timeout=30)
     assert result.returncode == 1
     assert_one_line_error(result.stderr)
