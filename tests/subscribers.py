@@ -103,6 +103,9 @@ class Subscriber:
         self._received: list[Received] = []
         self._lock = threading.Lock()
         self._closing = False
+        self._in_flight = 0
+        #: the most requests that were being answered at the same time
+        self.max_concurrent = 0
         self.app = Starlette(routes=[Route("/{path:path}", self._receive, methods=["POST", "GET", "PUT"])])
 
     @property
@@ -159,9 +162,15 @@ class Subscriber:
         with self._lock:
             self._received.append(received)
             reply = self._script.popleft() if self._script else self.default
-        deadline = time.monotonic() + reply.delay
-        while not self._closing and time.monotonic() < deadline:  # a slow answer that shutdown can cut
-            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            self._in_flight += 1
+            self.max_concurrent = max(self.max_concurrent, self._in_flight)
+        try:
+            deadline = time.monotonic() + reply.delay
+            while not self._closing and time.monotonic() < deadline:  # a slow answer that shutdown can cut
+                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         return Response(
             reply.body, status_code=reply.status, headers=dict(reply.headers), media_type="application/json"
         )
