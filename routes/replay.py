@@ -68,18 +68,21 @@ async def _events(store: Store, req: ReplayRequest) -> AsyncIterator[list[Event]
 
 
 async def plan(store: Store, req: ReplayRequest) -> AsyncIterator[list[tuple[str, str]]]:
-    """The (event id, subscription id) pairs to re-deliver, a batch at a time."""
+    """The (event id, subscription id) pairs to re-deliver, at most BATCH at a time, oldest first."""
     if req.status not in STATUSES:
         raise ReplayError(f"status must be one of {', '.join(STATUSES)}")
     subs = await _subscriptions(store, req)
     if not subs:
         return
     async for events in _events(store, req):
-        existing = {(d.event_id, d.subscription_id): d for d in await store.deliveries_for_events([e.id for e in events])}
+        known = await store.deliveries_for_events([e.id for e in events])
+        existing = {(d.event_id, d.subscription_id): d for d in known}
         pairs: list[tuple[str, str]] = []
         for event in events:
             for sub in subs:
-                if not matches(event.type, event.provider, event.metadata, event_types=sub.event_types, filter=sub.filter):
+                if not matches(
+                    event.type, event.provider, event.metadata, event_types=sub.event_types, filter=sub.filter
+                ):
                     continue
                 current = existing.get((event.id, sub.id))
                 if req.status == "failed" and (current is None or current.status != DLV_FAILED):
@@ -87,8 +90,9 @@ async def plan(store: Store, req: ReplayRequest) -> AsyncIterator[list[tuple[str
                 if req.status == "never-attempted" and current is not None and current.status != "cancelled":
                     continue
                 pairs.append((event.id, sub.id))
-        if pairs:
-            yield pairs
+        # a batch of events times several subscriptions can pass BATCH pairs: keep the promise
+        for start in range(0, len(pairs), BATCH):
+            yield pairs[start : start + BATCH]
 
 
 async def enqueue(store: Store, req: ReplayRequest) -> AsyncIterator[list[str]]:
