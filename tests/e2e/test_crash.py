@@ -50,12 +50,14 @@ def test_sigkill_during_callback_burst_keeps_every_acknowledged_callback(
     env = {"CALLBOARD_PROCESSING_LEASE": "1"}  # a callback claimed when the process dies is retaken soon
     fakes = {"generic": generic_fake}
     with CallboardProcess(tmp_path, database_url=database_url, fakes=fakes, env=env) as cb:
-        jobs: dict[str, str] = {}  # provider job id → our job id
-        for i in range(JOBS):
+        def create(i: int) -> tuple[str, str]:
             body = {"provider": "generic", "audio_url": f"https://example.com/{i}.wav"}
-            response = cb.http.post("/v1/jobs", json=body)
+            response = httpx.post(f"{cb.url}/v1/jobs", json=body, timeout=30.0)
             assert response.status_code == 201, response.text
-            jobs[response.json()["provider_job_id"]] = response.json()["id"]
+            return response.json()["provider_job_id"], response.json()["id"]
+
+        with ThreadPoolExecutor(SENDERS) as pool:
+            jobs = dict(pool.map(create, range(JOBS)))  # provider job id → our job id
         requests = {
             pjid: generic_fake.callback_request(generic_fake.finish(pjid), "completed") for pjid in jobs
         }
