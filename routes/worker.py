@@ -277,10 +277,10 @@ class DeliveryWorker:
             response_excerpt=excerpt,
             trigger=trigger,
         )
-        await self.store.record_attempt(
+        status = await self.store.record_attempt(
             delivery, attempt, status=status, next_attempt_at=next_at, disable_reason=disable_reason
         )
-        if next_at is not None:
+        if next_at is not None and status == DLV_PENDING:
             self._wake_at(next_at)
         metrics.DELIVERY_ATTEMPTS.labels(status).inc()
         metrics.DELIVERY_LATENCY.observe(latency_ms / 1000)

@@ -19,8 +19,8 @@ from storage.ids import new_id
 from storage.records import DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Page
 
 REPLAY_UPSERT = (
-    "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index, next_attempt_at,"
-    " created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"
+    "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index,"
+    " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"
     " ON CONFLICT (event_id, subscription_id) DO UPDATE SET status = excluded.status,"
     " schedule_index = 0, next_attempt_at = excluded.next_attempt_at, lease_until = NULL,"
     " updated_at = excluded.updated_at"
@@ -35,7 +35,8 @@ class DeliveriesStore(StoreBase):
         excluded = f" AND subscription_id NOT IN {placeholders(len(exclude))}" if exclude else ""
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                "UPDATE deliveries SET lease_until = ? WHERE id IN (SELECT d.id FROM deliveries d WHERE d.id IN ("
+                "UPDATE deliveries SET lease_until = ? WHERE id IN ("
+                "SELECT d.id FROM deliveries d WHERE d.id IN ("
                 "SELECT id FROM (SELECT id, ROW_NUMBER() OVER"
                 " (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rn FROM deliveries"
                 " WHERE status = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
@@ -62,8 +63,13 @@ class DeliveriesStore(StoreBase):
         status: str,
         next_attempt_at: float | None,
         disable_reason: str | None = None,
-    ) -> None:
-        """Write one attempt and the delivery's new state; keep the subscription's health current."""
+    ) -> str:
+        """Write one attempt and the delivery's new state; keep the subscription's health current.
+
+        A delivery cancelled meanwhile (its subscription was deleted while the attempt was in
+        flight) is not rescheduled: a `pending` outcome leaves it `cancelled`. Returns the
+        delivery's status as stored.
+        """
         now = attempt.attempted_at
         async with self.db.transaction() as tx:
             await tx.execute(
@@ -78,10 +84,14 @@ class DeliveriesStore(StoreBase):
                 attempt.response_excerpt,
                 attempt.trigger,
             )
-            await tx.execute(
-                "UPDATE deliveries SET status = ?, attempts = attempts + 1, schedule_index = schedule_index + 1,"
-                " next_attempt_at = ?, lease_until = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
-                " WHERE id = ?",
+            keep = "status = 'cancelled' AND CAST(? AS TEXT) = 'pending'"
+            rows = await tx.fetch(
+                f"UPDATE deliveries SET status = CASE WHEN {keep} THEN status ELSE ? END,"
+                f" next_attempt_at = CASE WHEN {keep} THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,"
+                " attempts = attempts + 1, schedule_index = schedule_index + 1, lease_until = NULL,"
+                " last_status_code = ?, last_error = ?, updated_at = ? WHERE id = ? RETURNING status",
+                status,
+                status,
                 status,
                 next_attempt_at,
                 attempt.status_code,
@@ -91,7 +101,8 @@ class DeliveriesStore(StoreBase):
             )
             if status == DLV_SUCCEEDED:
                 await tx.execute(
-                    "UPDATE subscriptions SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
+                    "UPDATE subscriptions SET failing_since = NULL"
+                    " WHERE id = ? AND failing_since IS NOT NULL",
                     delivery.subscription_id,
                 )
             else:
@@ -102,13 +113,14 @@ class DeliveriesStore(StoreBase):
                 )
             if disable_reason is not None:
                 await tx.execute(
-                    "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, disabled_at = ?, updated_at = ?"
-                    " WHERE id = ? AND enabled = 1",
+                    "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, disabled_at = ?,"
+                    " updated_at = ? WHERE id = ? AND enabled = 1",
                     disable_reason,
                     now,
                     now,
                     delivery.subscription_id,
                 )
+        return str(rows[0]["status"]) if rows else status
 
     async def release_delivery(self, delivery_id: str) -> None:
         """Give a claimed delivery back without an attempt (the worker is stopping)."""
@@ -149,10 +161,17 @@ class DeliveriesStore(StoreBase):
         limit: int = 50,
     ) -> Page[Delivery]:
         clause, args = _rows.where(
-            {"event_id = ?": event_id, "subscription_id = ?": subscription_id, "status = ?": status, "id < ?": cursor}
+            {
+                "event_id = ?": event_id,
+                "subscription_id = ?": subscription_id,
+                "status = ?": status,
+                "id < ?": cursor,
+            }
         )
         async with self.db.read() as db:
-            rows = await db.fetch(f"SELECT * FROM deliveries{clause} ORDER BY id DESC LIMIT ?", *args, limit + 1)
+            rows = await db.fetch(
+                f"SELECT * FROM deliveries{clause} ORDER BY id DESC LIMIT ?", *args, limit + 1
+            )
         items = [_rows.delivery(r) for r in rows[:limit]]
         return Page(items, items[-1].id if len(rows) > limit else None)
 
@@ -160,7 +179,9 @@ class DeliveriesStore(StoreBase):
         if not event_ids:
             return []
         async with self.db.read() as db:
-            rows = await db.fetch(f"SELECT * FROM deliveries WHERE event_id IN {placeholders(len(event_ids))}", *event_ids)
+            rows = await db.fetch(
+                f"SELECT * FROM deliveries WHERE event_id IN {placeholders(len(event_ids))}", *event_ids
+            )
         return [_rows.delivery(r) for r in rows]
 
     async def count_deliveries(self, ids: Sequence[str], status: str) -> int:
@@ -174,7 +195,9 @@ class DeliveriesStore(StoreBase):
             )
         return int(rows[0]["n"])
 
-    async def enqueue_replay(self, pairs: Sequence[tuple[str, str]], *, now: float | None = None) -> list[str]:
+    async def enqueue_replay(
+        self, pairs: Sequence[tuple[str, str]], *, now: float | None = None
+    ) -> list[str]:
         """Make (event, subscription) pairs due now, creating deliveries that never existed.
 
         The delivery keeps its id and history; its retry schedule starts over. Returns the ids.
@@ -190,7 +213,8 @@ class DeliveriesStore(StoreBase):
             for start in range(0, len(pairs), 400):
                 chunk = pairs[start : start + 400]
                 cond = " OR ".join(["(event_id = ? AND subscription_id = ?)"] * len(chunk))
-                rows += await tx.fetch(f"SELECT id FROM deliveries WHERE {cond}", *[v for p in chunk for v in p])
+                args = [v for p in chunk for v in p]
+                rows += await tx.fetch(f"SELECT id FROM deliveries WHERE {cond}", *args)
             await self.db.notify(tx, "deliveries")
         return [r["id"] for r in rows]
 

@@ -32,8 +32,8 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(view)
         return
-    for key in ("id", "url", "description", "event_types", "filter", "enabled", "disabled_reason", "rotating_until",
-                "created"):  # fmt: skip
+    for key in ("id", "url", "description", "event_types", "filter", "enabled", "disabled_reason",
+                "rotating_until", "created"):  # fmt: skip
         click.echo(f"{key:>16}: {view.get(key)}")
     if "secret" in view:
         click.echo(f"{'secret':>16}: {view['secret']}")
@@ -49,12 +49,14 @@ def subscriptions_group() -> None:
 @click.argument("url")
 @click.option("--event", "events", multiple=True, type=click.Choice([*EVENT_TYPES, "transcript.*", "*"]),
               help="Event type to send (repeatable; default both).")  # fmt: skip
-@click.option("--provider", "providers", multiple=True, type=click.Choice(sorted(REGISTRY)), help="Only these providers.")
-@click.option("--metadata", "metadata", multiple=True, metavar="K=V", help="Only transcripts whose metadata has K=V.")
+@click.option("--provider", "providers", multiple=True, type=click.Choice(sorted(REGISTRY)),
+              help="Only these providers.")  # fmt: skip
+@click.option("--metadata", "metadata", multiple=True, metavar="K=V",
+              help="Only transcripts whose metadata has K=V.")  # fmt: skip
 @click.option("--description")
 @json_option
-def add(url: str, events: tuple[str, ...], providers: tuple[str, ...], metadata: tuple[str, ...], description: str | None,
-        as_json: bool) -> None:  # fmt: skip
+def add(url: str, events: tuple[str, ...], providers: tuple[str, ...], metadata: tuple[str, ...],
+        description: str | None, as_json: bool) -> None:  # fmt: skip
     """Subscribe URL; prints the signing secret once."""
     flt: dict[str, Any] = {}
     if providers:
@@ -79,15 +81,16 @@ def list_cmd(as_json: bool) -> None:
 
     async def go(svc: Service) -> dict[str, Any]:
         page = await svc.store.list_subscriptions(limit=500)
-        return {"object": "list", "data": [subscription_view(s) for s in page.items], "has_more": page.has_more,
-                "next_cursor": page.next_cursor}  # fmt: skip
+        data = [subscription_view(s) for s in page.items]
+        return {"object": "list", "data": data, "has_more": page.has_more, "next_cursor": page.next_cursor}
 
     result = _call(go)
     if as_json:
         print_json(result)
         return
     rows = [
-        (s["id"], s["url"], ",".join(s["event_types"]), "yes" if s["enabled"] else f"no ({s['disabled_reason']})")
+        (s["id"], s["url"], ",".join(s["event_types"]),
+         "yes" if s["enabled"] else f"no ({s['disabled_reason']})")  # fmt: skip
         for s in result["data"]
     ]
     print_table(None, ["id", "url", "events", "enabled"], rows, empty="no subscriptions")
@@ -110,16 +113,20 @@ def show(subscription_id: str, as_json: bool) -> None:
 
 @subscriptions_group.command("remove")
 @click.argument("subscription_id")
-def remove(subscription_id: str) -> None:
+@json_option
+def remove(subscription_id: str, as_json: bool) -> None:
     """Delete a subscription (its pending deliveries are cancelled)."""
 
     async def go(svc: Service) -> dict[str, Any]:
         if not await svc.store.delete_subscription(subscription_id):
             raise subs.SubscriptionNotFoundError(subscription_id)
-        return {}
+        return {"id": subscription_id, "object": "subscription", "deleted": True}  # as DELETE answers
 
-    _call(go)
-    click.echo(f"removed {subscription_id}")
+    result = _call(go)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(f"removed {subscription_id}")
 
 
 def _toggle(subscription_id: str, enabled: bool, as_json: bool) -> None:
@@ -132,7 +139,8 @@ def _toggle(subscription_id: str, enabled: bool, as_json: bool) -> None:
     else:
         click.echo(f"{subscription_id} {'enabled' if enabled else 'disabled'}")
         if enabled:
-            click.echo(f"to send what it missed: callboard replay --subscription {subscription_id} --status never-attempted")
+            replay = f"callboard replay --subscription {subscription_id} --status never-attempted"
+            click.echo(f"to send what it missed: {replay}")
 
 
 @subscriptions_group.command("enable")

@@ -128,8 +128,10 @@ def test_cli_manages_subscriptions(start: Start) -> None:
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != added["secret"]
     assert rotated["rotating_until"] is not None
 
-    removed = cb.cli("subscriptions", "remove", sub_id, check=True)
-    assert f"removed {sub_id}" in removed.stdout
+    removed = cb.cli_json("subscriptions", "remove", sub_id)
+    assert removed == {"id": sub_id, "object": "subscription", "deleted": True}
+    other = cb.cli_json("subscriptions", "add", "https://example.com/hook")["id"]
+    assert cb.cli("subscriptions", "remove", other, check=True).stdout == f"removed {other}\n"
     assert cb.http.get(f"/v1/subscriptions/{sub_id}").status_code == 404
     for command in ("show", "remove", "enable", "disable", "rotate-secret"):
         missing = cb.cli("subscriptions", command, sub_id)

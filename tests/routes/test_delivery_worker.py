@@ -298,6 +298,31 @@ async def test_attempt_to_a_private_address_is_refused_without_contact(
     assert subscriber.received == []
 
 
+async def test_attempt_in_flight_when_the_subscription_is_deleted_is_not_rescheduled(
+    store: Store, subscriber: Subscriber
+) -> None:
+    """Deleting a subscription cancels its pending deliveries, including one being sent: the
+    attempt is still logged, but a failed one does not bring the delivery back as pending (it
+    would stay pending for ever, since nothing claims deliveries of a deleted subscription)."""
+    subscriber.script(Reply(500), Reply(200))
+    failing, event, sub = await _deliverable(store, subscriber.url)
+    assert await store.delete_subscription(sub.id)
+    async with _session() as session:
+        assert await _worker(store).attempt(session, failing, event, sub) == "cancelled"
+    found = await store.get_delivery(failing.id)
+    assert found is not None
+    assert found[0].status == "cancelled" and found[0].next_attempt_at is None
+    assert [a.status_code for a in found[1]] == [500]
+
+    answered, event, sub = await _deliverable(store, subscriber.url)
+    assert await store.delete_subscription(sub.id)
+    async with _session() as session:
+        await _worker(store).attempt(session, answered, event, sub)
+    found = await store.get_delivery(answered.id)
+    assert found is not None
+    assert found[0].status == "succeeded"  # it did arrive: say so
+
+
 # -- the loop ------------------------------------------------------------------------------------------
 
 
