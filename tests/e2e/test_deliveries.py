@@ -247,29 +247,55 @@ def test_slow_and_dead_subscribers_do_not_delay_the_others(start: Start, generic
 def test_delivery_in_flight_when_the_worker_is_killed_is_retried_after_the_lease(
     start: Start, generic_fake: GenericFake
 ) -> None:
-    """SIGKILL while a slow subscriber holds the request: nothing is stuck. After a restart the
-    delivery is taken again once its lease (2 × 2 s timeout + 5 s) has run out, and succeeds;
-    an event enqueued but not yet sent when the process died is delivered too."""
-    cb = start(DELIVERY_TIMEOUT="2")
-    with running_subscriber() as hook:
-        hook.script(Reply(delay=30))
-        sub = subscribe(cb, hook.url)
-        in_flight = emit(cb, generic_fake)
-        hook.wait_for(1)
-        cb.kill()  # the worker dies mid-request: no attempt is recorded
-
-        [row] = db_rows(
-            cb, "SELECT status, lease_until, attempts FROM deliveries WHERE event_id = ?", in_flight
+    """SIGKILL while a slow subscriber holds the request: nothing is stuck. After a restart that
+    delivery is taken again once its lease (2 × 2 s timeout + 5 s) has run out, and succeeds; a
+    retry that was scheduled but not yet due when the process died is made too."""
+    cb = start(DELIVERY_TIMEOUT="2", RETRY_SCHEDULE="0,3,3")
+    with running_subscriber() as slow, running_subscriber() as flaky:
+        slow.script(Reply(delay=30))
+        flaky.script(Reply(500))
+        slow_sub = subscribe(cb, slow.url)
+        flaky_sub = subscribe(cb, flaky.url)
+        event_id = emit(cb, generic_fake)
+        [first] = slow.wait_for(1)
+        wait_until(
+            lambda: deliveries(cb, subscription_id=flaky_sub["id"])[0]["attempts"] == 1,
+            timeout=5,
+            what="the flaky subscriber's first attempt to be recorded",
         )
-        assert row["status"] == "pending" and row["attempts"] == 0 and row["lease_until"] > time.time()
+        cb.kill()  # the worker dies mid-request to `slow`, with a retry to `flaky` scheduled
+
+        sql = (
+            "SELECT status, lease_until, next_attempt_at, attempts FROM deliveries WHERE subscription_id = ?"
+        )
+        [held] = db_rows(cb, sql, slow_sub["id"])
+        assert held["status"] == "pending" and held["attempts"] == 0  # the killed attempt left no record
+        assert (
+            time.time() < held["lease_until"] <= first.at + 2 * 2 + 5
+        )  # claimed (leased) before it was sent
+        [scheduled] = db_rows(cb, sql, flaky_sub["id"])
+        assert scheduled["status"] == "pending" and scheduled["attempts"] == 1
+        assert scheduled["next_attempt_at"] > time.time()
 
         cb.start()
         later = emit(cb, generic_fake)
-        hook.wait_for_id(later, timeout=5)
-        retried = wait_delivery(cb, status="succeeded", event_id=in_flight, timeout=20)
-        got = hook.received
-    assert [r.webhook_id for r in got].count(in_flight) == 2  # at least once: the same webhook-id again
-    for request in got:
-        request.verify(sub["secret"])
+        slow.wait_for_id(later, timeout=5)  # the restarted worker delivers, the held one waits for its lease
+        recovered = wait_delivery(
+            cb, status="succeeded", event_id=event_id, subscription_id=flaky_sub["id"], timeout=10
+        )
+        retried = wait_delivery(
+            cb, status="succeeded", event_id=event_id, subscription_id=slow_sub["id"], timeout=20
+        )
+        to_slow, to_flaky = slow.received, flaky.received
+
+    assert [r.webhook_id for r in to_slow].count(event_id) == 2  # at least once: the same webhook-id again
+    retry = next(r for r in to_slow[1:] if r.webhook_id == event_id)
+    assert retry.at >= held["lease_until"]
     assert retried["attempts"] == 1 and retried["attempt_log"][0]["status_code"] == 200
+    assert sorted(r.webhook_id for r in to_flaky) == sorted([event_id, event_id, later])
+    assert [a["status_code"] for a in recovered["attempt_log"]] == [500, 200]
+    for request in to_slow:
+        request.verify(slow_sub["secret"])
+    for request in to_flaky:
+        request.verify(flaky_sub["secret"])
     assert {d["status"] for d in deliveries(cb)} == {"succeeded"}
