@@ -163,7 +163,7 @@ async def simulate(svc: Service, provider: str, status: str, target: str | None)
     "--target", metavar="URL", help="Base URL of the instance to call  [default: CALLBOARD_PUBLIC_URL]"
 )
 @json_option
-def simulate_cmd(provider: str, status: str, target: str | None, as_json: bool) -> None:  # fmt: skip
+def simulate_cmd(provider: str, status: str, target: str | None, as_json: bool) -> None:
     """Send a running instance a realistic, correctly authenticated PROVIDER callback.
 
     A job is recorded for it (metadata simulated=true); the callback then flows through

@@ -316,15 +316,15 @@ def test_gladia_callback_with_put(serve: tuple[CallboardProcess, Any]) -> None:
 
 def long_call(utterances: int) -> dict[str, Any]:
     """A Gladia result for a long call: `utterances` turns of 12 words, two speakers."""
-    turns, words_total, at = [], 0, 0.0
+    turns: list[dict[str, Any]] = []
+    at = 0.0
     for i in range(utterances):
-        words = []
+        words: list[dict[str, Any]] = []
         for j in range(12):
             word = f"word{i}x{j}" + ("." if j == 11 else "")
             words.append({"word": (" " if j else "") + word, "start": round(at, 2), "end": round(at + 0.3, 2),
                           "confidence": 0.9})  # fmt: skip
             at += 0.35
-        words_total += len(words)
         turns.append({"start": words[0]["start"], "end": words[-1]["end"], "confidence": 0.9, "channel": 0,
                       "speaker": i % 2, "language": "en", "text": "".join(w["word"] for w in words).strip(),
                       "words": words})  # fmt: skip
