@@ -24,6 +24,10 @@ from routes.worker import worker_alive
 from storage.records import DLV_FAILED, DLV_PENDING
 
 POLL = 0.25
+NO_WORKER = (
+    "callboard: no delivery worker is running; the deliveries go when one starts"
+    " (callboard serve or callboard worker)"
+)
 LIVENESS_CHECK = 1.0  # seconds between checks that some worker is still running
 
 
@@ -119,6 +123,8 @@ def replay_cmd(
         except replay.ReplayError as exc:
             raise InvalidRequestError(str(exc)) from None
         result: dict[str, object] = {"object": "replay", "dry_run": False, "count": len(ids)}
+        if ids and no_wait and not await worker_alive(svc.store, time.time()):
+            click.echo(NO_WORKER, err=True)
         if ids and not no_wait:
             await _wait(svc, ids, show=not as_json and sys.stderr.isatty())
             failed = await _failed(svc, ids)

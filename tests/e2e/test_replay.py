@@ -165,7 +165,7 @@ def test_cli_replay_with_a_running_server(start: Start, generic_fake: GenericFak
         assert _no_pending(cb) and len(hook.received) == 3
 
         queued = cb.cli("replay", "--since", str(between), "--status", "all", "--no-wait", check=True)
-        assert "1 deliveries enqueued" in queued.stdout
+        assert "1 deliveries enqueued" in queued.stdout and queued.stderr == ""
         assert hook.wait_for(4)[-1].webhook_id == failed  # the server's worker sent it
 
         none_failed = cb.cli("replay", check=True)  # a filter defaults to --status failed
@@ -209,6 +209,7 @@ def test_cli_replay_delivers_by_itself_when_no_server_runs(start: Start, generic
 
         queued = cb.cli("replay", first, "--no-wait", check=True)
         assert "1 deliveries enqueued" in queued.stdout
+        assert "no delivery worker is running" in queued.stderr
         assert len(hook.received) == 5  # nothing sent: no worker runs
         pending = db_rows(cb, "SELECT event_id FROM deliveries WHERE status = 'pending'")
         assert pending == [{"event_id": first}]
