@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import standardwebhooks
+import svix.webhooks
 
+from receiver.simulate import Simulation, build, new_provider_job_id
 from routes.signing import new_secret
 from tests.e2e._support import assert_one_line_error, count, query
 from tests.fakes.aitronos import AitronosFake
@@ -217,3 +221,18 @@ def test_unknown_provider_exits_1_and_bad_status_is_a_usage_error(tmp_path: Path
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert count(database_url, "jobs") == 0
+
+
+@pytest.mark.parametrize("provider", ["recall", "generic"])
+def test_signed_simulations_verify_with_the_reference_libraries(provider: str) -> None:
+    """Recall's (Svix) and generic's Standard Webhooks signatures, checked as any consumer would."""
+    secret = new_secret()
+    sim = Simulation(
+        provider=provider, status="completed", job_id="job_1", provider_job_id=new_provider_job_id(provider),
+        url="http://127.0.0.1:8000/callbacks/x", job_secret="s", webhook_secret=secret,
+        metadata={"simulated": "true"}, now=time.time(),
+    )  # fmt: skip
+    request = build(sim)
+    assert standardwebhooks.Webhook(secret).verify(request.body, request.headers)
+    svix.webhooks.Webhook(secret).verify(request.body, request.headers)  # raises when it does not verify
+    assert request.headers["webhook-id"].startswith("msg_")
