@@ -1,10 +1,19 @@
-"""The embedded default backend: SQLite through aiosqlite.
+"""The embedded default backend: SQLite, on the event loop, with a thread for what blocks.
 
 WAL mode with `synchronous=FULL`: a commit is on disk before it returns. One writer connection
 serializes every write transaction (an asyncio lock keeps transactions from interleaving on it);
 concurrent callbacks share commits through `storage.batching.GroupCommit`. A separate reader
 connection serves reads, which WAL lets run beside the writer. Other processes (the CLI, a
 second worker) share the file; `busy_timeout` makes them wait for the write lock instead of failing.
+
+Where statements run: the store's statements are point queries and small writes that take
+microseconds, while a hop to a database thread and back costs tens of microseconds and, with a
+busy event loop, waits for the GIL. So statements run inline on the event loop, and only what can
+block goes to the connection's own thread: `BEGIN IMMEDIATE` (it may wait for another process's
+write lock), `COMMIT` (the fsync, and the WAL checkpoint), and any statement whose recent
+executions took longer than `SLOW_STATEMENT` (a claim over a large backlog, a count over a big
+table), judged per SQL text. A connection is never used by both at once: the writer is held
+under its lock throughout, and a statement sent to the thread is awaited to its end.
 
 Write transactions that queue up behind each other share one commit (one fsync): while others
 wait for the writer, a finished transaction leaves its database transaction open for them and is
@@ -19,33 +28,109 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from storage.backend import Backend, Executor, migration_files
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 GROUP_MAX = 256  # transactions sharing one commit, at most
 GROUP_AGE = 0.005  # seconds a shared commit may be held open for transactions still queued
+SLOW_STATEMENT = 0.001  # seconds: a statement whose recent runs average more goes to the thread
+STATEMENT_CACHE = 512
+
+
+class _Connection:
+    """One sqlite3 connection, used from the event loop, with a single thread for blocking work."""
+
+    def __init__(self, path: str, name: str) -> None:
+        self.path = path
+        self.raw: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._cost: dict[str, float] = {}  # SQL text → recent seconds per run (moving average)
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            raw = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                cached_statements=STATEMENT_CACHE,
+            )
+            try:
+                raw.row_factory = sqlite3.Row
+                raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                raw.execute("PRAGMA journal_mode = WAL")
+                raw.execute("PRAGMA synchronous = FULL")
+                raw.execute("PRAGMA foreign_keys = ON")
+            except BaseException:
+                raw.close()
+                raise
+            return raw
+
+        self.raw = await self.blocking(connect)
+
+    async def close(self) -> None:
+        if self.raw is not None:
+            raw, self.raw = self.raw, None
+            await self.blocking(raw.close)
+        self._thread.shutdown(wait=True)
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on this connection's thread; even when cancelled, return only once it is done."""
+        future = asyncio.get_running_loop().run_in_executor(self._thread, functools.partial(fn, *args))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await future  # nothing else may touch the connection while the thread still uses it
+            raise
+
+    def _run(self, sql: str, args: Any, many: bool) -> list[Any]:
+        assert self.raw is not None, "backend not connected"
+        if many:
+            self.raw.executemany(sql, args)
+            return []
+        return self.raw.execute(sql, args).fetchall()
+
+    async def run(self, sql: str, args: Any, *, many: bool = False) -> list[Any]:
+        cost = self._cost.get(sql)
+        started = time.perf_counter()
+        if cost is not None and cost >= SLOW_STATEMENT:
+            rows = await self.blocking(self._run, sql, args, many)
+        else:
+            rows = self._run(sql, args, many)
+        took = time.perf_counter() - started
+        if len(self._cost) > 4 * STATEMENT_CACHE:
+            self._cost.clear()
+        self._cost[sql] = took if cost is None else cost * 0.75 + took * 0.25
+        return rows
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw is not None and self.raw.in_transaction
 
 
 class _SQLiteExecutor:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: _Connection) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        return list(await self._conn.execute_fetchall(sql, args))
+        return await self._conn.run(sql, args)
 
     async def execute(self, sql: str, *args: Any) -> None:
-        await self._conn.execute_fetchall(sql, args)
+        await self._conn.run(sql, args)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self._conn.executemany(sql, rows)
+        await self._conn.run(sql, rows, many=True)
 
 
 def path_of(url: str) -> str:
@@ -61,8 +146,8 @@ class SQLiteBackend(Backend):
 
     def __init__(self, url: str) -> None:
         self.path = path_of(url)
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._writer: _Connection | None = None
+        self._reader: _Connection | None = None
         self._write_lock = asyncio.Lock()
         self._queued = 0  # transactions waiting for the writer
         self._group: asyncio.Future[None] | None = None  # the open, shared transaction's commit
@@ -70,20 +155,16 @@ class SQLiteBackend(Backend):
         self._group_opened = 0.0
         self._flusher: asyncio.Future[None] | None = None
 
-    async def _open(self) -> aiosqlite.Connection:
+    async def _open(self, name: str) -> _Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA synchronous = FULL")
-        await conn.execute("PRAGMA foreign_keys = ON")
+        conn = _Connection(self.path, name)
+        await conn.open()
         return conn
 
     async def connect(self) -> None:
-        self._writer = await self._open()
-        self._reader = await self._open()
+        self._writer = await self._open("callboard-sqlite-writer")
+        self._reader = await self._open("callboard-sqlite-reader")
 
     async def close(self) -> None:
         for conn in (self._writer, self._reader):
@@ -112,21 +193,21 @@ class SQLiteBackend(Backend):
         self._queued -= 1
         try:
             if self._group is None:
-                await conn.execute("BEGIN IMMEDIATE")
+                await conn.blocking(_statement, conn, "BEGIN IMMEDIATE")
                 self._group = asyncio.get_running_loop().create_future()
                 self._group_size, self._group_opened = 0, time.monotonic()
             group = self._group
             # the first transaction of a group is the database transaction; later ones nest in it
             nested = self._group_size > 0
             if nested:
-                await conn.execute("SAVEPOINT cb_tx")
+                _statement(conn, "SAVEPOINT cb_tx")
             try:
                 yield _SQLiteExecutor(conn)
             except BaseException as exc:
-                await self._undo(conn, nested, exc)
+                self._undo(conn, nested, exc)
                 raise
             if nested:
-                await conn.execute("RELEASE cb_tx")
+                _statement(conn, "RELEASE cb_tx")
             self._group_size += 1
         finally:
             try:
@@ -140,18 +221,18 @@ class SQLiteBackend(Backend):
                 self._write_lock.release()
         await asyncio.shield(group)  # durable: the shared COMMIT is done
 
-    async def _commit(self, conn: aiosqlite.Connection) -> None:
+    async def _commit(self, conn: _Connection) -> None:
         group, self._group = self._group, None
         assert group is not None
         try:
             if self._group_size:
-                await conn.execute("COMMIT")
+                await conn.blocking(_statement, conn, "COMMIT")
             else:  # every transaction of the group was rolled back
-                await conn.execute("ROLLBACK")
+                _statement(conn, "ROLLBACK")
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
+                    _statement(conn, "ROLLBACK")
             failure = exc if isinstance(exc, Exception) else RuntimeError("the commit was cancelled")
             group.set_exception(failure)
             group.exception()  # retrieved: waiters see it through shield(), nobody else has to
@@ -164,20 +245,20 @@ class SQLiteBackend(Backend):
                 assert self._writer is not None
                 await self._commit(self._writer)
 
-    async def _undo(self, conn: aiosqlite.Connection, nested: bool, exc: BaseException) -> None:
+    def _undo(self, conn: _Connection, nested: bool, exc: BaseException) -> None:
         """Roll back one transaction's block; if SQLite already rolled back the whole group, fail it."""
         try:
             if nested and conn.in_transaction:
-                await conn.execute("ROLLBACK TO cb_tx")
-                await conn.execute("RELEASE cb_tx")
+                _statement(conn, "ROLLBACK TO cb_tx")
+                _statement(conn, "RELEASE cb_tx")
                 return
             if conn.in_transaction and self._group_size == 0:  # alone in the group: plain rollback
-                await conn.execute("ROLLBACK")
+                _statement(conn, "ROLLBACK")
         except Exception as undo_exc:
             exc = undo_exc
         if conn.in_transaction:
             with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
+                _statement(conn, "ROLLBACK")
         group, self._group = self._group, None
         if group is not None and not group.done():
             if self._group_size:  # earlier transactions of the group were lost with it
@@ -207,6 +288,11 @@ class SQLiteBackend(Backend):
                 )
                 applied.append(name)
         return applied
+
+
+def _statement(conn: _Connection, sql: str) -> None:
+    assert conn.raw is not None, "backend not connected"
+    conn.raw.execute(sql)
 
 
 def _statements(sql: str) -> list[str]:
