@@ -41,7 +41,7 @@ def headers(key: bytes, msg_id: str, body: bytes) -> dict[str, str]:
 async def drive(
     post: Post, urls: list[str], keys: list[bytes], payload: bytes, events: int, concurrency: int
 ) -> float:
-    async def run(prefix: str, n_events: int) -> float:
+    async def run(prefix: str, n_events: int) -> tuple[float, float]:
         todo = [
             (f"evt_{prefix}_{e:06d}", u, k) for e in range(n_events) for u, k in zip(urls, keys, strict=True)
         ]
@@ -52,9 +52,9 @@ async def drive(
                 msg_id, url, key = todo.pop()
                 await post(url, payload, headers(key, msg_id, payload))
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
     await run("bare_warm", max(1, -(-concurrency * 2 // len(urls))))
     await asyncio.sleep(0.2)
@@ -68,7 +68,7 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
     concurrency = int(spec["concurrency"])
     statuses: dict[int, int] = {}
 
-    async def measure(post: Post) -> float:
+    async def measure(post: Post) -> tuple[float, float]:
         return await drive(post, urls, keys, payload, int(spec["events"]), concurrency)
 
     if spec["kind"] == "aiohttp":
@@ -100,7 +100,8 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": spec["kind"],
         "concurrency": concurrency,
-        "client_elapsed_s": elapsed,
+        "client_elapsed_s": elapsed[0],
+        "client_cpu_s": elapsed[1],
         "statuses": {str(k): v for k, v in statuses.items()},
     }
 

@@ -107,6 +107,12 @@ class Context:
             self.label(name), self.env(database_url, procs.free_port()), self.workdir, self.pinning
         )
 
+    async def jobs(self, store: Store, n: int, tag: str) -> list[tuple[str, str]]:
+        """`n` jobs in the store: (job id, transcript id) pairs."""
+        run = f"{tag}{self.run_id}{self._serial}"
+        self._serial += 1
+        return await dbs.create_jobs(store, n, run=run, metadata={"bench": tag})
+
     async def items(self, store: Store, n: int, tag: str) -> list[Item]:
         """`n` jobs in the store and a signed-callback item for each (its own job, message id, transcript)."""
         run = f"{tag}{self.run_id}{self._serial}"

@@ -105,22 +105,61 @@ def _dumps(value: Mapping[str, Any]) -> str:
     return msgspec.json.encode(value).decode()
 
 
+class _AllSubscriptions:
+    """Stands in for `routes.fanout.Fanout` when building events: every subscription matches."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def matching(self, *args: object) -> list[str]:
+        return list(self.ids)
+
+
+async def create_events(store: Store, jobs: list[tuple[str, str]], subscription_ids: list[str], body: bytes,
+                        *, concurrency: int = 64) -> None:  # fmt: skip
+    """Finish `jobs` as the processor would (`build_finish` + `Store.finish_job`): one event each,
+    with one pending delivery per subscription. `body` is a callback body; its transcript id is
+    replaced by each job's."""
+    import asyncio
+
+    import msgspec
+
+    from receiver.processor import build_finish
+    from receiver.providers.generic import normalize, transcript_of
+
+    fanout = _AllSubscriptions(subscription_ids)
+    doc = transcript_of(msgspec.json.decode(body))
+    todo = list(jobs)
+
+    async def worker() -> None:
+        while todo:
+            job_id, tid = todo.pop()
+            job = await store.get_job(job_id)
+            assert job is not None
+            transcript = normalize({**doc, "id": tid})
+            assert transcript is not None
+            await store.finish_job(build_finish(fanout, job, transcript, None, time.time()))  # type: ignore[arg-type]
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
 async def create_subscriptions(
     store: Store, urls: list[str], *, event_types: list[str] | None = None
-) -> list[bytes]:
-    """One subscription per URL (every event type, no filter); returns their HMAC keys in order."""
+) -> list[tuple[str, bytes]]:
+    """One subscription per URL (every event type, no filter); returns their ids and HMAC keys."""
     keys = []
     for url in urls:
         secret = new_secret()
+        sub_id = new_id("sub")
         await store.create_subscription(
-            new_id("sub"),
+            sub_id,
             url=url,
             secret=secret,
             event_types=event_types or ["transcript.completed"],
             filter={},
             description="bench",
         )
-        keys.append(secret_key(secret))
+        keys.append((sub_id, secret_key(secret)))
     return keys
 
 

@@ -20,6 +20,7 @@ import aiohttp
 from bench.context import Context, opened_store, url_of
 from bench.dbs import create_subscriptions
 from bench.load import open_loop
+from bench.procs import Process
 from bench.sink import Sink
 from bench.stats import ms, summarize
 
@@ -46,7 +47,7 @@ def _latencies(sink: Sink) -> tuple[list[float], int]:
 async def _step(
     ctx: Context,
     session: aiohttp.ClientSession,
-    url: str,
+    server: Process,
     sink: Sink,
     store: Any,
     rate: float,
@@ -55,9 +56,11 @@ async def _step(
     n = max(1, round(rate * seconds))
     items = await ctx.items(store, n, "e2e")
     sink.reset()
-    sent = await open_loop(session, url, ctx.template, ctx.signer, items, rate=rate)
+    cpu_before = server.cpu_seconds()
+    sent = await open_loop(session, url_of(server), ctx.template, ctx.signer, items, rate=rate)
     t0 = time.monotonic()
     delivered_all = await sink.wait_for(sent["ok"], ctx.durations.drain)
+    cpu_after = server.cpu_seconds()
     lat, dupes = _latencies(sink)
     summary = summarize(lat)
     achieved = sent["achieved_rate"] or 0.0
@@ -76,6 +79,9 @@ async def _step(
         "drain_s": round(time.monotonic() - t0, 2),
         "latency_ms": summary,
     }
+    if cpu_before is not None and cpu_after is not None and sent["ok"]:
+        # the server's CPU time from the first callback to the last delivery, per callback
+        result["server_cpu_us_per_callback"] = round((cpu_after - cpu_before) / sent["ok"] * 1e6, 1)
     problems = []
     if sent["ok"] != sent["sent"]:
         problems.append(f"{sent['sent'] - sent['ok']} callbacks not answered 200 ({sent['statuses']})")
@@ -99,23 +105,22 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
     sink = await Sink(verify=True).start()
     try:
         async with ctx.database(backend, "e2e") as db_url, opened_store(db_url) as store:
-            keys = await create_subscriptions(store, [sink.subscriber_url(0)])
-            sink.register(0, keys[0])
+            ((_, key),) = await create_subscriptions(store, [sink.subscriber_url(0)])
+            sink.register(0, key)
             with ctx.serve("e2e", db_url) as server:
-                url = url_of(server)
                 connector = aiohttp.TCPConnector(limit=2000)
                 async with aiohttp.ClientSession(connector=connector) as session:
                     ctx.log(f"end to end {backend}: warm-up")
-                    await _step(ctx, session, url, sink, store, *WARMUP)
+                    await _step(ctx, session, server, sink, store, *WARMUP)
                     ctx.log(f"end to end {backend}: {d.e2e_rate:g}/s for {d.e2e:g} s")
-                    fixed = await _step(ctx, session, url, sink, store, d.e2e_rate, d.e2e)
+                    fixed = await _step(ctx, session, server, sink, store, d.e2e_rate, d.e2e)
                     _log_step(ctx, fixed)
                     steps = [fixed]
                     best = fixed["rate"] if fixed["sustained"] else None
                     failed_at = None if fixed["sustained"] else fixed["rate"]
                     if failed_at is None:
                         for rate in d.ramp_rates:
-                            step = await _step(ctx, session, url, sink, store, rate, d.ramp_step)
+                            step = await _step(ctx, session, server, sink, store, rate, d.ramp_step)
                             _log_step(ctx, step)
                             steps.append(step)
                             if not step["sustained"]:
@@ -125,7 +130,7 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
                         if d.ramp_refine and best is not None and failed_at is not None:
                             mid = round((best + failed_at) / 2 / 100) * 100
                             if best < mid < failed_at:
-                                step = await _step(ctx, session, url, sink, store, mid, d.ramp_step)
+                                step = await _step(ctx, session, server, sink, store, mid, d.ramp_step)
                                 _log_step(ctx, step)
                                 steps.append(step)
                                 if step["sustained"]:

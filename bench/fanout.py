@@ -1,13 +1,14 @@
 """Scenario 3, fan-out: deliveries/s against a bare HTTP client posting the same signed bodies.
 
-Both shapes drain a backlog, as after a burst or an outage:
+Both shapes drain a backlog of stored events, as after a burst or an outage:
 
 * wide: events to 100 subscribers each (50 events → 5,000 deliveries in the full run);
 * deep: 5,000 events to one subscriber.
 
-`callboard serve --no-worker` takes the callbacks in (not measured) and stops; then `callboard
-serve` with its processor and delivery worker starts on that backlog and drains it. The rate is
-taken at the sink, the same way for Callboard and the ceilings: (n − 1) / (last − first receive).
+The events are written before Callboard starts, as its processor writes them (`build_finish` and
+`Store.finish_job`: transcript, event and one pending delivery per subscription); then `callboard
+serve` starts and its delivery worker drains them. The rate is taken at the sink, the same way
+for Callboard and the ceilings: (n − 1) / (last − first receive).
 
 The ceilings are `bench/bare_client.py` on the server core, posting the same event body, signed
 per request as Callboard signs it, at the worker's concurrency: its global in-flight limit (256)
@@ -28,8 +29,8 @@ from typing import Any
 import aiohttp
 
 from bench.context import Context, opened_store, url_of
-from bench.dbs import create_subscriptions
-from bench.load import Item, burst
+from bench.dbs import create_events, create_subscriptions
+from bench.load import Item
 from bench.machine import ROOT
 from bench.payloads import event_payload
 from bench.sink import Sink
@@ -79,6 +80,7 @@ async def ceiling(ctx: Context, kind: str, mode: str) -> dict[str, Any]:
         "concurrency": concurrency,
         "deliveries_per_s": round(span_rate(times) or 0.0, 1),
         "client_elapsed_s": round(client["client_elapsed_s"], 3),
+        "client_cpu_us_per_delivery": round(client["client_cpu_s"] / max(1, len(times)) * 1e6, 1),
         "statuses": client["statuses"],
     }
     ctx.log(f"fan-out ceiling {kind} {mode}: {result['deliveries_per_s']:.0f} deliveries/s")
@@ -103,25 +105,19 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
     try:
         async with ctx.database(backend, mode) as db_url:
             async with opened_store(db_url) as store:
-                keys = await create_subscriptions(store, [sink.subscriber_url(i) for i in range(subscribers)])
-                sink.register_all(dict(enumerate(keys)))
-                items = await ctx.items(store, events, mode)
+                subs = await create_subscriptions(store, [sink.subscriber_url(i) for i in range(subscribers)])
+                sink.register_all({i: key for i, (_, key) in enumerate(subs)})
+                ctx.log(f"fan-out {backend} {mode}: storing {events} events for {subscribers} subscriber(s)")
+                jobs = await ctx.jobs(store, events, mode)
+                body = ctx.template.body("transcript_x", 0.0)
+                await create_events(store, jobs, [sub_id for sub_id, _ in subs], body)
                 singles = await ctx.items(store, rounds, mode) if rounds else []
-            ctx.log(
-                f"fan-out {backend} {mode}: {events} events, {subscribers} subscriber(s): taking callbacks in"
-            )
-            with ctx.serve(f"{mode}-in", db_url, no_worker=True) as server:
-                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
-                    taken = await burst(
-                        session, url_of(server), ctx.template, ctx.signer, items, concurrency=32
-                    )
-            if taken["ok"] != len(items):
-                raise RuntimeError(f"only {taken['ok']}/{len(items)} callbacks taken: {taken['statuses']}")
             expected = events * subscribers
-            sink.reset()
             started = time.time()
-            with ctx.serve(f"{mode}-out", db_url) as server:
+            with ctx.serve(f"{mode}", db_url) as server:
+                cpu_before = server.cpu_seconds()
                 done = await sink.wait_for(expected, max(60.0, d.drain * 4))
+                cpu_after = server.cpu_seconds()
                 drained = time.time()
                 received = list(sink.rec.received)
                 bad, verified = sink.bad_signatures, sink.verified
@@ -140,6 +136,9 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
         "bad_signatures": bad,
         "verified_signatures": verified,
     }
+    if cpu_before is not None and cpu_after is not None and received:
+        # from the server being up to the last delivery: the worker's CPU per delivery
+        result["server_cpu_us_per_delivery"] = round((cpu_after - cpu_before) / len(received) * 1e6, 1)
     if rounds:
         result["one_event_callback_to_last_delivery_ms"] = summarize(one_event)
     ctx.log(

@@ -24,8 +24,25 @@ NOOP_ITEMS = 20_000
 
 
 async def _drive(
-    ctx: Context, url: str, items: list[Item], duration: float, *, reuse: bool
+    ctx: Context,
+    url: str,
+    items: list[Item],
+    duration: float,
+    *,
+    reuse: bool,
+    server: procs.Process | None = None,
 ) -> dict[str, Any]:
+    cpu_before = server.cpu_seconds() if server else None
+    result = await _load(ctx, url, items, duration, reuse=reuse)
+    cpu_after = server.cpu_seconds() if server else None
+    if cpu_before is not None and cpu_after is not None and result["requests"]:
+        # the server's CPU time over the run (all its threads), per answered request
+        result["server_cpu_us_per_request"] = round((cpu_after - cpu_before) / result["requests"] * 1e6, 1)
+        result["server_cpu_percent"] = round((cpu_after - cpu_before) / result["duration_s"] * 100, 1)
+    return result
+
+
+async def _load(ctx: Context, url: str, items: list[Item], duration: float, *, reuse: bool) -> dict[str, Any]:
     if ctx.wrk:
         path = ctx.workdir / f"requests-{ctx.label('wrk')}.txt"
         write_requests_file(path, ctx.template, ctx.signer, items)
@@ -45,10 +62,10 @@ async def ceiling(ctx: Context) -> dict[str, Any]:
     port = procs.free_port()
     ctx.log("ingest ceiling: no-op Starlette handler")
     items = list(fake_items(ctx, NOOP_ITEMS))
-    with procs.noop_server(port, ctx.workdir, ctx.pinning):
+    with procs.noop_server(port, ctx.workdir, ctx.pinning) as server:
         url = f"http://127.0.0.1:{port}"
         await _drive(ctx, url, items, d.ingest_warmup, reuse=True)
-        result = await _drive(ctx, url, items, d.ingest, reuse=True)
+        result = await _drive(ctx, url, items, d.ingest, reuse=True, server=server)
     result["reused_items"] = False  # irrelevant for a handler that stores nothing
     ctx.log(
         f"  no-op: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
@@ -75,7 +92,7 @@ async def callboard(
         with ctx.serve("ingest", db_url, no_worker=not workers) as server:
             url = url_of(server)
             await _drive(ctx, url, warm, d.ingest_warmup, reuse=False)
-            result = await _drive(ctx, url, items, d.ingest, reuse=False)
+            result = await _drive(ctx, url, items, d.ingest, reuse=False, server=server)
         async with opened_store(db_url) as store:
             stored = await store.count_callbacks()
     result["stored_callbacks"] = stored

@@ -99,6 +99,16 @@ class Process:
             self.proc.kill()
             return self.proc.wait()
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the process so far (all its threads); None when unknown."""
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     @property
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
