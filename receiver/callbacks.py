@@ -8,18 +8,21 @@ acknowledged, because some providers stop retrying on any 4xx.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 import structlog
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from receiver import metrics
 from receiver.api.common import service
 from receiver.exceptions import CallboardError, NotFoundError, UnusableBodyError, VerificationError
 from receiver.providers import REGISTRY
-from receiver.providers.base import Inbound
+from receiver.providers.base import Inbound, Provider
 from storage.ids import new_id
 from storage.records import NewCallback
 
@@ -29,25 +32,61 @@ ALWAYS_REDACTED = frozenset({"authorization", "cookie", "proxy-authorization", "
 REDACTED = "[redacted]"
 
 
+@functools.cache
+def _counter(provider: str, outcome: str) -> Any:
+    """The labelled child of the callbacks counter (looked up once per provider and outcome)."""
+    return metrics.CALLBACKS.labels(provider, outcome)
+
+
+@functools.cache
+def _redacted_for(extra: frozenset[str]) -> frozenset[str]:
+    return ALWAYS_REDACTED | extra
+
+
+def _redacted(adapter: Provider) -> frozenset[str]:
+    return _redacted_for(frozenset(adapter.secret_headers))
+
+
 class BodyTooLargeError(CallboardError):
     code = "body_too_large"
     status_code = 413
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+def request_headers(request: Request) -> dict[str, str]:
+    """The request's headers by lower-case name (the first value of a repeated one), as
+    `dict(request.headers)` gives them, built straight from the ASGI scope."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in request.scope["headers"]:
+        name = raw_name.decode("latin-1")
+        if name not in headers:
+            headers[name] = raw_value.decode("latin-1")
+    return headers
+
+
+async def read_body(request: Request, limit: int, headers: Mapping[str, str] | None = None) -> bytes:
+    """The whole body, straight from the ASGI messages (Starlette's `stream()` without its layers)."""
+    declared = (headers if headers is not None else request.headers).get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError(f"the body is larger than the limit of {limit} bytes")
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLargeError(f"the body is larger than the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise UnusableBodyError("the client disconnected before sending the whole body")
+        if message["type"] != "http.request":
+            continue
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"the body is larger than the limit of {limit} bytes")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
             chunks.append(chunk)
-    except ClientDisconnect:
-        raise UnusableBodyError("the client disconnected before sending the whole body") from None
-    return b"".join(chunks)
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 async def receive(request: Request) -> Response:
@@ -59,18 +98,20 @@ async def receive(request: Request) -> Response:
         svc = service(request)
         adapter = svc.adapter(provider)
         if token is None and not adapter.provider_level:
-            raise NotFoundError(f"{provider} callbacks go to their per-job URL /callbacks/{provider}/{{token}}")
-        body = await read_body(request, svc.settings.max_body_bytes)
+            raise NotFoundError(
+                f"{provider} callbacks go to their per-job URL /callbacks/{provider}/{{token}}"
+            )
+        headers = request_headers(request)  # ASGI servers lower-case names
+        body = await read_body(request, svc.settings.max_body_bytes, headers)
         job_secret = None
         if token is not None:
             job_id = svc.tokens.verify(token, provider)
             job_secret = svc.tokens.job_secret(job_id, provider)
-        headers = dict(request.headers)  # starlette lower-cases names
-        query = dict(request.query_params)
+        query = dict(request.query_params) if request.scope.get("query_string") else {}
         inbound = Inbound(provider, request.method, headers, query, body, job_id, job_secret)
         adapter.authenticate(inbound)
         identity = adapter.identify(inbound)
-        secret_headers = ALWAYS_REDACTED | adapter.secret_headers
+        secret_headers = _redacted(adapter)
         stored_headers = {k: (REDACTED if k in secret_headers else v) for k, v in headers.items()}
         now = time.time()
         result = await svc.store.ingest(
@@ -94,13 +135,16 @@ async def receive(request: Request) -> Response:
         if not result.duplicate:
             request.app.state.wake_processor()
         return Response(
-            msgspec.json.encode({"id": result.id, "duplicate": result.duplicate}), media_type="application/json"
+            msgspec.json.encode({"id": result.id, "duplicate": result.duplicate}),
+            media_type="application/json",
         )
     except CallboardError as exc:
         outcome = exc.code
         raise
     finally:
         latency = time.perf_counter() - started
-        metrics.CALLBACKS.labels(provider if provider in REGISTRY else "unknown", outcome).inc()
+        _counter(provider if provider in REGISTRY else "unknown", outcome).inc()
         metrics.CALLBACK_LATENCY.observe(latency)
-        log.info("callback", provider=provider, job=job_id, outcome=outcome, latency_ms=round(latency * 1000, 2))
+        log.info(
+            "callback", provider=provider, job=job_id, outcome=outcome, latency_ms=round(latency * 1000, 2)
+        )
