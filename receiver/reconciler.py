@@ -66,7 +66,9 @@ class Reconciler:
         return len(jobs)
 
     def _next(self, job: Job, now: float) -> float:
-        wait = min(MAX_INTERVAL, self.service.settings.reconcile_after * 2.0 ** min(job.reconcile_attempts, 16))
+        wait = min(
+            MAX_INTERVAL, self.service.settings.reconcile_after * 2.0 ** min(job.reconcile_attempts, 16)
+        )
         return now + max(wait, 1.0)
 
     async def reconcile(self, job: Job) -> None:
@@ -90,12 +92,17 @@ class Reconciler:
         if transcript is None:
             if now - job.created_at > GIVE_UP_AFTER:
                 transcript = failed(
-                    job.provider, job.provider_job_id or "", "callback_timeout", "the provider never finished the job"
+                    job.provider,
+                    job.provider_job_id or "",
+                    "callback_timeout",
+                    "the provider never finished the job",
                 )
             else:
                 await store.reschedule_reconcile(job.id, self._next(job, now))
                 return
         created = await store.finish_job(build_finish(self.fanout, job, transcript, None, now))
-        log.info("reconcile.finished", job=job.id, provider=job.provider, status=transcript.status, created=created)
+        log.info(
+            "reconcile.finished", job=job.id, provider=job.provider, status=transcript.status, created=created
+        )
         if created:
             self.fanout.wake()
