@@ -9,6 +9,7 @@ import base64
 import contextlib
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -133,8 +134,10 @@ def test_cli_manages_subscriptions(start: Start) -> None:
     other = cb.cli_json("subscriptions", "add", "https://example.com/hook")["id"]
     assert cb.cli("subscriptions", "remove", other, check=True).stdout == f"removed {other}\n"
     assert cb.http.get(f"/v1/subscriptions/{sub_id}").status_code == 404
-    for command in ("show", "remove", "enable", "disable", "rotate-secret"):
-        missing = cb.cli("subscriptions", command, sub_id)
+    commands = ("show", "remove", "enable", "disable", "rotate-secret")
+    with ThreadPoolExecutor(len(commands)) as pool:  # independent runs of the console script
+        results = list(pool.map(lambda command: cb.cli("subscriptions", command, sub_id), commands))
+    for command, missing in zip(commands, results, strict=True):
         assert missing.returncode == 1, (command, missing.stderr)
         assert_one_line_error(missing.stderr)
         assert sub_id in missing.stderr
