@@ -47,7 +47,7 @@ USER_AGENT = "Callboard-Webhooks/1.0"
 #: before it is due would wait for the next poll instead
 WAKE_MARGIN = 0.01
 #: deliveries claimed at once per endpoint, as a multiple of its concurrency limit
-PREFETCH = 4
+PREFETCH = 8
 #: a queued delivery is started only if its attempt can end this long before its lease does
 LEASE_MARGIN = 1.0
 
