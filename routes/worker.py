@@ -125,6 +125,9 @@ class DeliveryWorker:
         self._in_flight: dict[str, int] = {}  # HTTP requests open, per subscription
         self._held: dict[str, int] = {}  # claimed and not finished (queued, in flight, recording)
         self._queued: dict[str, deque[_Claimed]] = {}  # claimed, waiting for a slot
+        # the last claim took less than it asked for: nothing else was due, so the loop waits for
+        # a wake-up (new events, a freed window, a retry falling due) instead of claiming again
+        self._drained = False
         self._global = asyncio.Semaphore(config.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_health = 0.0
@@ -153,10 +156,10 @@ class DeliveryWorker:
                     except Exception as exc:  # database trouble: keep going, the leases protect the work
                         log.warning("delivery.loop_error", error=f"{type(exc).__name__}: {exc}")
                         started = 0
-                    if started:
+                    if started and not self._drained:
                         await asyncio.sleep(0)
                         continue
-                    await self._idle(stop)
+                    await self._idle(stop)  # returns at once if woken meanwhile
                 await self._hand_back_queued()
                 if self._tasks:
                     await asyncio.wait(self._tasks, timeout=self.config.timeout + 1)
@@ -219,13 +222,15 @@ class DeliveryWorker:
         room = self.config.max_in_flight * PREFETCH - sum(self._held.values())
         if room <= 0:
             return 0
+        limit = min(room, self.config.batch)
         claimed = await self.store.claim_deliveries(
             now=now,
             lease=self.config.lease,
-            limit=min(room, self.config.batch),
+            limit=limit,
             per_subscription=self._window,
             exclude=self._busy(),
         )
+        self._drained = len(claimed) < limit
         if not claimed:
             return 0
         events = await self.store.get_events(list({d.event_id for d in claimed}))
