@@ -173,7 +173,9 @@ class Provider:
     async def resolve(self, callback: StoredCallback, job: JobView) -> Transcript | None:
         """The normalized transcript this callback finishes the job with, or None to ignore it.
 
-        Raise ProviderUnavailableError to be retried later; any other error marks the callback failed.
+        Any ProviderError (the API down, or refusing: a wrong key is fixed by the operator, a job the
+        provider has not published yet appears) leaves the callback stored and retried with backoff;
+        UnusableBodyError or any other error marks the callback failed.
         """
         raise NotImplementedError
 
