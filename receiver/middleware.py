@@ -37,7 +37,9 @@ class AdminAuthMiddleware:
             client = scope.get("client")
             if not _is_loopback(client[0] if client else None):
                 response = error_response(
-                    403, "forbidden", "the admin API is served to loopback clients only until CALLBOARD_ADMIN_TOKEN is set"
+                    403,
+                    "forbidden",
+                    "the admin API is served to loopback clients only until CALLBOARD_ADMIN_TOKEN is set",
                 )
                 await response(scope, receive, send)
                 return
@@ -49,7 +51,9 @@ class AdminAuthMiddleware:
             scheme, _, credential = given.partition(b" ")
             if scheme.lower() != b"bearer" or not hmac.compare_digest(credential.strip(), self.token):
                 response = error_response(
-                    401, "unauthorized", "a valid admin token is required (Authorization: Bearer …)",
+                    401,
+                    "unauthorized",
+                    "a valid admin token is required (Authorization: Bearer …)",
                     headers={"www-authenticate": "Bearer"},
                 )
                 await response(scope, receive, send)

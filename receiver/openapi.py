@@ -9,7 +9,9 @@ from receiver import __version__
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _op(summary: str, *, tag: str, params: list[str] | None = None, body: bool = False, ok: str = "200") -> dict[str, Any]:
+def _op(
+    summary: str, *, tag: str, params: list[str] | None = None, body: bool = False, ok: str = "200"
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "tags": [tag],
@@ -47,7 +49,10 @@ def openapi_document() -> dict[str, Any]:
             "post": _op("Submit a transcription job", tag="jobs", body=True, ok="201"),
             "get": _op("List jobs", tag="jobs", params=["provider", "status", "since", "until", *PAGE]),
         },
-        "/v1/jobs/{job_id}": {"parameters": [_path_param("job_id")], "get": _op("A job, with its transcript", tag="jobs")},
+        "/v1/jobs/{job_id}": {
+            "parameters": [_path_param("job_id")],
+            "get": _op("A job, with its transcript", tag="jobs"),
+        },
         "/v1/events": {"get": _op("List events", tag="events", params=["type", "provider", "since", "until", *PAGE])},
         "/v1/events/{event_id}": {"parameters": [_path_param("event_id")], "get": _op("An event", tag="events")},
         "/v1/events/{event_id}/replay": {
@@ -56,13 +61,15 @@ def openapi_document() -> dict[str, Any]:
         },
         "/v1/replay": {"post": _op("Re-deliver every event matching a filter", tag="replay", body=True)},
         "/v1/subscriptions": {
-            "post": _op("Create a subscription (the answer holds its secret)", tag="subscriptions", body=True, ok="201"),
+            "post": _op(
+                "Create a subscription (the answer holds its secret)", tag="subscriptions", body=True, ok="201"
+            ),
             "get": _op("List subscriptions", tag="subscriptions", params=PAGE),
         },
         "/v1/subscriptions/{subscription_id}": {
             "parameters": [_path_param("subscription_id")],
             "get": _op("A subscription", tag="subscriptions"),
-            "patch": _op("Change a subscription; {\"enabled\": true} re-enables", tag="subscriptions", body=True),
+            "patch": _op('Change a subscription; {"enabled": true} re-enables', tag="subscriptions", body=True),
             "delete": _op("Delete a subscription", tag="subscriptions"),
         },
         "/v1/subscriptions/{subscription_id}/rotate-secret": {

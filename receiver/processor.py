@@ -185,9 +185,15 @@ class Processor:
     async def _retry(self, cb: Callback, error: str) -> None:
         now = self.clock()
         if now - cb.received_at > GIVE_UP_AFTER:
-            await self.service.store.settle_callback(cb.id, CB_FAILED, error=f"gave up after {cb.attempts} attempts: {error}")
+            await self.service.store.settle_callback(
+                cb.id, CB_FAILED, error=f"gave up after {cb.attempts} attempts: {error}"
+            )
             return
-        await self.service.store.retry_callback(cb.id, error=error, next_attempt_at=now + backoff(cb.attempts, self._rng, self.service.settings.fetch_retry_base))
+        await self.service.store.retry_callback(
+            cb.id,
+            error=error,
+            next_attempt_at=now + backoff(cb.attempts, self._rng, self.service.settings.fetch_retry_base),
+        )
 
     async def _job_for(self, cb: Callback) -> Job | None:
         store = self.service.store
@@ -203,7 +209,10 @@ class Processor:
                 return job
         if cb.provider_job_id and self.service.adapter(cb.provider).adopts_unknown_jobs:
             job = await store.adopt_job(
-                new_id("job"), cb.provider, cb.provider_job_id, reconcile_at=self.clock() + self.service.settings.reconcile_after
+                new_id("job"),
+                cb.provider,
+                cb.provider_job_id,
+                reconcile_at=self.clock() + self.service.settings.reconcile_after,
             )
             await store.attach_job(cb.id, job.id)
             return job

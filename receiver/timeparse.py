@@ -31,4 +31,6 @@ def parse_time(text: str, *, now: float | None = None) -> float:
     try:
         return parse_iso(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a time (use ISO 8601 like 2026-11-21T10:00:00Z, or 2h / 7d for 'ago')") from None
+        raise ValueError(
+            f"{text!r} is not a time (use ISO 8601 like 2026-11-21T10:00:00Z, or 2h / 7d for 'ago')"
+        ) from None

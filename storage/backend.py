@@ -59,7 +59,7 @@ class Backend(abc.ABC):
 
         await asyncio.sleep(timeout)
 
-    async def notify(self, executor: Executor, channel: str) -> None:
+    async def notify(self, executor: Executor, channel: str) -> None:  # noqa: B027 - optional hook, no-op by default
         """Wake other processes waiting on `channel` (no-op where there are none to wake)."""
 
 

@@ -34,7 +34,9 @@ class PruneStore(StoreBase):
                 if events:
                     emarks = ", ".join("?" * len(events))
                     deliveries = f"SELECT id FROM deliveries WHERE event_id IN ({emarks})"
-                    rows = await tx.fetch(f"DELETE FROM attempts WHERE delivery_id IN ({deliveries}) RETURNING id", *events)
+                    rows = await tx.fetch(
+                        f"DELETE FROM attempts WHERE delivery_id IN ({deliveries}) RETURNING id", *events
+                    )
                     counts["attempts"] += len(rows)
                     rows = await tx.fetch(f"DELETE FROM deliveries WHERE event_id IN ({emarks}) RETURNING id", *events)
                     counts["deliveries"] += len(rows)

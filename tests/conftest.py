@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from routes.signing import new_secret
+from tests.databases import BACKENDS, database
 from tests.fakes.assemblyai import AssemblyAIFake
 from tests.fakes.base import running
 from tests.fakes.generic import GenericFake
-from tests.databases import BACKENDS, database
 from tests.harness import CallboardProcess
 
 

@@ -92,7 +92,7 @@ class CallboardProcess:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> CallboardProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        log = open(self.log_path, "ab")
         argv = [CALLBOARD, "serve", "--port", str(self.port)] if self.command == "serve" else [CALLBOARD, self.command]
         self.proc = subprocess.Popen(
             [*argv, *self.args],

@@ -55,7 +55,9 @@ def query_limit(request: Request, default: int = 50) -> int:
 
 
 def page_response(items: list[Any], next_cursor: str | None) -> Response:
-    return json_response({"object": "list", "data": items, "has_more": next_cursor is not None, "next_cursor": next_cursor})
+    return json_response(
+        {"object": "list", "data": items, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+    )
 
 
 async def decode_body(request: Request, kind: type[T], *, max_bytes: int = 1_048_576) -> T:

@@ -40,7 +40,10 @@ async def create_job(request: Request) -> Response:
 async def list_jobs(request: Request) -> Response:
     q = request.query_params
     flt = JobFilter(
-        provider=q.get("provider"), status=q.get("status"), since=query_time(request, "since"), until=query_time(request, "until")
+        provider=q.get("provider"),
+        status=q.get("status"),
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
     )
     page = await service(request).store.list_jobs(flt, cursor=q.get("cursor"), limit=query_limit(request))
     return page_response([job_view(j) for j in page.items], page.next_cursor)

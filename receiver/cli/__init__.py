@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from receiver import __version__
-from receiver.cli import events, jobs, serve
+from receiver.cli import deliveries, events, jobs, prune, replay, serve, simulate, subscriptions
 from receiver.exceptions import CallboardError
 from receiver.settings import SettingsError
 
@@ -25,26 +25,8 @@ def cli() -> None:
     """Callboard: verified provider callbacks in, one transcript model, signed webhooks out."""
 
 
-for module in (serve, jobs, events):
+for module in (serve, jobs, events, subscriptions, deliveries, replay, simulate, prune):
     module.register(cli)
-
-
-def _register_optional() -> None:
-    """Command groups that live in other modules register themselves when present."""
-    import importlib
-
-    for name in ("receiver.cli.subscriptions", "receiver.cli.deliveries", "receiver.cli.replay", "receiver.cli.simulate",
-                 "receiver.cli.prune"):  # fmt: skip
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(cli)
-
-
-_register_optional()
 
 
 def main(argv: list[str] | None = None) -> Any:

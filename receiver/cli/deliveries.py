@@ -40,11 +40,20 @@ def list_cmd(event_id: str | None, subscription_id: str | None, status: str | No
         print_json(result)
         return
     rows = [
-        (d["id"], d["event_id"], d["subscription_id"], d["status"], d["attempts"], d["last_status_code"] or d["last_error"],
-         short_time(d["updated"]))  # fmt: skip
+        (
+            d["id"],
+            d["event_id"],
+            d["subscription_id"],
+            d["status"],
+            d["attempts"],
+            d["last_status_code"] or d["last_error"],
+            short_time(d["updated"]),
+        )  # fmt: skip
         for d in result["data"]
     ]
-    print_table(None, ["id", "event", "subscription", "status", "attempts", "last", "updated"], rows, empty="no deliveries")
+    print_table(
+        None, ["id", "event", "subscription", "status", "attempts", "last", "updated"], rows, empty="no deliveries"
+    )
     if result["next_cursor"]:
         click.echo(f"more: --cursor {result['next_cursor']}")
 

@@ -28,7 +28,9 @@ def submit_cmd(
     meta = parse_pairs(metadata, what="--metadata", json_values=False)
 
     async def go(svc: Service) -> dict[str, object]:
-        job = await submit_job(svc, provider, audio_url=audio_url, recording_id=recording_id, options=opts, metadata=meta)
+        job = await submit_job(
+            svc, provider, audio_url=audio_url, recording_id=recording_id, options=opts, metadata=meta
+        )
         return job_view(job)
 
     view = with_service(go)
@@ -89,11 +91,23 @@ def jobs_show(job_id: str, as_json: bool) -> None:
     if as_json:
         print_json(view)
         return
-    for key in ("id", "provider", "provider_job_id", "status", "audio_url", "created", "completed_at", "metadata", "error"):
+    for key in (
+        "id",
+        "provider",
+        "provider_job_id",
+        "status",
+        "audio_url",
+        "created",
+        "completed_at",
+        "metadata",
+        "error",
+    ):
         click.echo(f"{key:>16}: {view.get(key)}")
     transcript = view.get("transcript")
     if isinstance(transcript, dict):
-        click.echo(f"{'transcript':>16}: {transcript.get('id')} ({transcript.get('language')}, {transcript.get('duration')} s)")
+        click.echo(
+            f"{'transcript':>16}: {transcript.get('id')} ({transcript.get('language')}, {transcript.get('duration')} s)"
+        )
         click.echo(f"\n{transcript.get('text')}")
 
 

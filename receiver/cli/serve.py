@@ -28,8 +28,16 @@ def serve_cmd(host: str, port: int, server: str, no_worker: bool) -> None:
         import uvicorn
 
         uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
-                           timeout_graceful_shutdown=20, server_header=False)  # fmt: skip
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=20,
+                server_header=False,
+            )  # fmt: skip
         ).run()
         return
     from hypercorn.asyncio import serve
@@ -66,7 +74,9 @@ def worker_cmd() -> None:
             loop.add_signal_handler(sig, stop.set)
         async with open_service(cfg) as svc:
             tasks = Workers(svc).start(stop)
-            structlog.get_logger("callboard.worker").info("callboard.started", database=svc.store.db.dialect, http=False)
+            structlog.get_logger("callboard.worker").info(
+                "callboard.started", database=svc.store.db.dialect, http=False
+            )
             await stop.wait()
             _, pending = await asyncio.wait(tasks, timeout=20)
             for task in pending:

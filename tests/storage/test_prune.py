@@ -16,12 +16,22 @@ async def _finished_job(store, *, subscription_id: str | None) -> str:
     await store.create_job(job_id, "generic", audio_url="https://x/a.wav", recording_id=None, options={}, metadata={})
     await store.mark_submitted(job_id, f"p-{job_id}", reconcile_at=time.time() + 600)
     cb = await store.ingest(
-        NewCallback(new_id("cb"), "generic", f"k-{job_id}", job_id, f"p-{job_id}", None, "POST", {}, {}, b"{}", time.time())
+        NewCallback(
+            new_id("cb"), "generic", f"k-{job_id}", job_id, f"p-{job_id}", None, "POST", {}, {}, b"{}", time.time()
+        )
     )
     event = Event(new_id("evt"), "transcript.completed", job_id, new_id("tr"), "generic", {}, time.time(), b"{}")
     await store.finish_job(
-        Finish(cb.id, job_id, "completed", None, event.transcript_id, msgspec.json.encode({}), event,
-               [subscription_id] if subscription_id else [])  # fmt: skip
+        Finish(
+            cb.id,
+            job_id,
+            "completed",
+            None,
+            event.transcript_id,
+            msgspec.json.encode({}),
+            event,
+            [subscription_id] if subscription_id else [],
+        )  # fmt: skip
     )
     return job_id
 
