@@ -32,6 +32,8 @@ CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
 POOL_MAX = 20
 CHANNELS = ("callbacks", "deliveries")
+#: prepared statements kept per connection: IN lists of every length make many distinct texts
+STATEMENT_CACHE = 1024
 
 _PLACEHOLDER = re.compile(r"\?")
 _converted: dict[str, str] = {}
@@ -62,6 +64,14 @@ def _unavailable_on_connection_errors() -> Iterator[None]:
         yield
     except UNAVAILABLE as exc:
         raise DatabaseUnavailableError(f"PostgreSQL is unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection coming back: nothing beyond rolling back an open
+    transaction (asyncpg does that first). The store never changes session state (no SET, no
+    session advisory locks, LISTEN only on its own connection), so asyncpg's default reset
+    (`RESET ALL; UNLISTEN *; CLOSE ALL; SELECT pg_advisory_unlock_all()`) would only add a round
+    trip to every read and every transaction."""
 
 
 class _PgExecutor:
@@ -98,6 +108,8 @@ class PostgresBackend(Backend):
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT,
                 max_inactive_connection_lifetime=300,
+                statement_cache_size=STATEMENT_CACHE,
+                reset=_keep_session,
             )
 
     async def close(self) -> None:
@@ -129,8 +141,8 @@ class PostgresBackend(Backend):
         async with self.transaction() as tx:
             await tx.execute("SELECT pg_advisory_xact_lock(?)", MIGRATION_LOCK)
             await tx.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                " applied_at DOUBLE PRECISION NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
             )
             done = {row["version"] for row in await tx.fetch("SELECT version FROM schema_migrations")}
             for version, name, sql in migration_files(self.dialect):
@@ -176,7 +188,7 @@ class PostgresBackend(Backend):
             try:
                 conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 for channel in CHANNELS:
                     await conn.add_listener(f"callboard_{channel}", self._on_notify)
                 delay = 0.5
