@@ -22,7 +22,7 @@ from receiver.providers.base import (
     SubmitResult,
     require_header,
 )
-from receiver.providers.http import call_json, join
+from receiver.providers.http import call_json, call_object, join
 
 AUTH_HEADER = "X-Callboard-Auth"
 
@@ -99,7 +99,7 @@ class AssemblyAI(Provider):
         return result
 
     async def _fetch(self, transcript_id: str) -> dict[str, Any]:
-        data = await call_json(
+        return await call_object(
             self.http,
             self.name,
             "GET",
@@ -107,9 +107,6 @@ class AssemblyAI(Provider):
             what="fetch transcript",
             headers={"authorization": self.config.api_key or ""},
         )
-        if not isinstance(data, dict):
-            raise ProviderUnavailableError(self.name, "fetch transcript: the answer is not a JSON object")
-        return data
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
         if not request.audio_url:

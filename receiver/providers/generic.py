@@ -23,7 +23,7 @@ from receiver.model import (
     speaker_label,
 )
 from receiver.providers.base import Identity, Inbound, JobView, Provider, StoredCallback, SubmitRequest, SubmitResult
-from receiver.providers.http import call_json, join
+from receiver.providers.http import call_json, call_object, join
 from receiver.verify import verify_standard_webhook
 
 TERMINAL = {"completed": "completed", "failed": "failed", "error": "failed"}
@@ -115,7 +115,7 @@ class Generic(Provider):
         return normalize(data)
 
     async def _fetch(self, transcript_id: str) -> dict[str, Any]:
-        data = await call_json(
+        return await call_object(
             self.http,
             self.name,
             "GET",
@@ -123,9 +123,6 @@ class Generic(Provider):
             what="fetch transcript",
             headers=self._headers(),
         )
-        if not isinstance(data, dict):
-            raise ProviderUnavailableError(self.name, "fetch transcript: the answer is not a JSON object")
-        return data
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
         body: dict[str, Any] = {**request.options, "webhook_url": request.callback_url}

@@ -40,7 +40,7 @@ from receiver.providers.base import (
     SubmitRequest,
     SubmitResult,
 )
-from receiver.providers.http import call_json, join
+from receiver.providers.http import call_json, call_object, join
 
 JOB_KEY = "callboard_job_id"
 SUCCESS, ERROR = "transcription.success", "transcription.error"
@@ -222,7 +222,7 @@ class Gladia(Provider):
         return result
 
     async def _fetch(self, gladia_id: str) -> dict[str, Any]:
-        data = await call_json(
+        return await call_object(
             self.http,
             self.name,
             "GET",
@@ -230,9 +230,6 @@ class Gladia(Provider):
             what="fetch result",
             headers=self._headers(),
         )
-        if not isinstance(data, dict):
-            raise ProviderUnavailableError(self.name, "fetch result: the answer is not a JSON object")
-        return data
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
         if not request.audio_url:

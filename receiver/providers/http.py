@@ -80,9 +80,7 @@ async def call(
     return response
 
 
-async def call_json(
-    http: httpx.AsyncClient, provider: str, method: str, url: str, *, what: str, **kwargs: Any
-) -> Any:
+async def call_json(http: httpx.AsyncClient, provider: str, method: str, url: str, *, what: str, **kwargs: Any) -> Any:
     """`call()` and decode the JSON answer (a provider answering non-JSON is treated as unavailable)."""
     response = await call(http, provider, method, url, what=what, **kwargs)
     try:
@@ -91,6 +89,16 @@ async def call_json(
         raise ProviderUnavailableError(
             provider, f"{what}: the answer is not JSON: {_excerpt(response)}", http_status=response.status_code
         ) from None
+
+
+async def call_object(
+    http: httpx.AsyncClient, provider: str, method: str, url: str, *, what: str, **kwargs: Any
+) -> dict[str, Any]:
+    """`call_json()` for answers that must be a JSON object (anything else: unavailable, retried)."""
+    data = await call_json(http, provider, method, url, what=what, **kwargs)
+    if not isinstance(data, dict):
+        raise ProviderUnavailableError(provider, f"{what}: the answer is not a JSON object")
+    return data
 
 
 def join(base_url: str, path: str) -> str:

@@ -50,7 +50,7 @@ from receiver.providers.base import (
     SubmitRequest,
     SubmitResult,
 )
-from receiver.providers.http import call_json, join
+from receiver.providers.http import call_json, call_object, join
 from receiver.verify import verify_standard_webhook
 
 JOB_KEY = "callboard_job_id"
@@ -231,7 +231,7 @@ class Recall(Provider):
         return result
 
     async def _artifact(self, transcript_id: str) -> dict[str, Any]:
-        data = await call_json(
+        return await call_object(
             self.http,
             self.name,
             "GET",
@@ -239,9 +239,6 @@ class Recall(Provider):
             what="fetch transcript",
             headers=self._headers(),
         )
-        if not isinstance(data, dict):
-            raise ProviderUnavailableError(self.name, "fetch transcript: the answer is not a JSON object")
-        return data
 
     async def _from_artifact(self, artifact: dict[str, Any]) -> Transcript | None:
         """The transcript of a terminal artifact; None while it is processing."""

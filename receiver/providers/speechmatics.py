@@ -47,7 +47,7 @@ from receiver.providers.base import (
     SubmitResult,
     require_header,
 )
-from receiver.providers.http import call_json, join
+from receiver.providers.http import call_json, call_object, join
 
 FAILURES = frozenset({"error", "fetch_error", "trim_error"})
 UNKNOWN_SPEAKER = "UU"
@@ -195,7 +195,7 @@ class Speechmatics(Provider):
         return normalize(body, sid)
 
     async def _get(self, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
-        data = await call_json(
+        return await call_object(
             self.http,
             self.name,
             "GET",
@@ -204,9 +204,6 @@ class Speechmatics(Provider):
             headers=self._headers(),
             **kwargs,
         )
-        if not isinstance(data, dict):
-            raise ProviderUnavailableError(self.name, f"{what}: the answer is not a JSON object")
-        return data
 
     async def _job(self, sid: str) -> dict[str, Any]:
         return _dict((await self._get(f"/v2/jobs/{quote(sid, safe='')}", "fetch job")).get("job"))
