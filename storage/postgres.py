@@ -130,6 +130,16 @@ class PostgresBackend(Backend):
                 yield _PgExecutor(conn)
 
     @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[Executor]:
+        """A connection outside any explicit transaction: each statement is its own transaction,
+        committed (durable) when it returns. For writes that are one statement, it saves the
+        BEGIN and COMMIT round trips of `transaction()`."""
+        assert self._pool is not None, "backend not connected"
+        with _unavailable_on_connection_errors():
+            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+                yield _PgExecutor(conn)
+
+    @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
         assert self._pool is not None, "backend not connected"
         with _unavailable_on_connection_errors():
