@@ -4,16 +4,23 @@
 through the same renderer. Log an event name with key/values; never a secret or a raw body.
 
 A line is logged per callback and per delivery attempt, so the path is kept short: the timestamp
-is formatted once per second (then only the microseconds), JSON lines are encoded to bytes once
-and written with one `write()` each, without a lock (a line is one write; lines never interleave).
+is formatted once per second (then only the microseconds), and JSON lines are encoded to bytes
+once. Lines logged on an event loop are written together at the end of the loop's current pass
+(one `write()` for all of them, scheduled with `call_soon`), so a burst of callbacks costs one
+system call, not one each, and a line reaches the file within that pass; lines logged where no
+loop runs are written at once. What is pending is written at exit too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
+import threading
 import time
 from typing import IO, Any
 
@@ -50,8 +57,15 @@ class UTCStamper:
         return event_dict
 
 
+class _Pending(threading.local):
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.scheduled = False
+
+
 class LineWriter:
-    """A structlog logger writing each rendered line (bytes or str) with a single `os.write`."""
+    """A structlog logger writing rendered lines (bytes or str): batched per pass of an event loop
+    with one `os.write`, at once when no loop runs in the calling thread."""
 
     def __init__(self, file: IO[str]) -> None:
         self._file = file
@@ -60,6 +74,8 @@ class LineWriter:
             file.flush()
         except (AttributeError, OSError, ValueError):  # not a real file (a test capture): write through it
             self._fd = None
+        self._pending = _Pending()
+        _WRITERS.append(self)
 
     def msg(self, message: str | bytes) -> None:
         data = message.encode() if isinstance(message, str) else message
@@ -68,11 +84,44 @@ class LineWriter:
             self._file.write(data.decode())
             self._file.flush()
             return
+        pending = self._pending
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            if pending.lines:  # keep this thread's order
+                self.flush()
+            self._write(data)
+            return
+        pending.lines.append(data)
+        if not pending.scheduled:
+            pending.scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what this thread has pending."""
+        pending = self._pending
+        pending.scheduled = False
+        if pending.lines:
+            data = b"".join(pending.lines)
+            pending.lines.clear()
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
 
     log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
+
+
+_WRITERS: list[LineWriter] = []
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for writer in _WRITERS:
+        with contextlib.suppress(Exception):
+            writer.flush()
 
 
 class LineWriterFactory:
