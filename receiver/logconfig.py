@@ -17,6 +17,7 @@ import asyncio
 import atexit
 import contextlib
 import datetime as dt
+import gc
 import logging
 import os
 import sys
@@ -159,3 +160,7 @@ def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     logging.getLogger("uvicorn.access").disabled = True  # one canonical line per callback is ours
     logging.getLogger("hypercorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Called once at startup, with the application's modules imported: what exists now lives as
+    # long as the process, so the cyclic collector stops scanning it. Each full collection walked
+    # all of it (~50,000 objects: 10-35 ms with the event loop stopped), which was the p99 of ingest.
+    gc.freeze()
