@@ -36,6 +36,10 @@ def _ms(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f} ms"
 
 
+def _us(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.0f} µs"
+
+
 def _num(x: float | None) -> str:
     return "—" if x is None else f"{x:,.0f}"
 
@@ -107,21 +111,18 @@ def markdown(results: dict[str, Any]) -> str:
     out = [
         f"# Callboard benchmark, {meta['started_at']}{' (--quick)' if meta['quick'] else ''}",
         "",
-        f"- commit `{commit}` {g.get('subject') or ''}"
-        + (" (plus uncommitted changes)" if g.get("dirty") else ""),
-        f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gib']} GiB,"
-        f" {m['os']}",
+        f"- commit `{commit}` {g.get('subject') or ''}" + (" (plus uncommitted changes)" if g.get("dirty") else ""),
+        f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gib']} GiB, {m['os']}",
         f"- load average before / after: {meta.get('loadavg_before')} / {meta.get('loadavg_after')}",
         f"- pinning: {meta['pinning']}",
-        f"- ingest load: {meta['load_generator']}, {meta['connections']} connections;"
-        " end to end: Python open loop",
+        f"- ingest load: {meta['load_generator']}, {meta['connections']} connections; end to end: Python open loop",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
         f"- took {meta['seconds']:.0f} s",
         "",
         "## Ingest (closed loop; signed ~1.5 KB generic callbacks, one job each, durable before the 200)",
         "",
-        "| backend | server | req/s | p50 | p99 | vs no-op |",
-        "|---|---|---:|---:|---:|---:|",
+        "| backend | server | req/s | p50 | p99 | vs no-op | server CPU per request |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for backend, r in backends.items():
         noop = _get(r, "ingest", "noop") or {}
@@ -129,34 +130,37 @@ def markdown(results: dict[str, Any]) -> str:
             continue
         out.append(
             f"| {backend} | no-op Starlette handler (ceiling) | {_num(noop.get('rps'))} | "
-            f"{_ms(noop.get('p50_ms'))} | {_ms(noop.get('p99_ms'))} | 100 % |"
+            f"{_ms(noop.get('p50_ms'))} | {_ms(noop.get('p99_ms'))} | 100 % "
+            f"| {_us(noop.get('server_cpu_us_per_request'))} |"
         )
         for key in ("callboard", "callboard_with_workers"):
             x = _get(r, "ingest", key)
             if not x:
                 continue
             if "rps" not in x:
-                out.append(f"| {backend} | {key} | error: {x.get('error')} | | | |")
+                out.append(f"| {backend} | {key} | error: {x.get('error')} | | | | |")
                 continue
             flag = " ⚠ callbacks reused" if x.get("reused_items") else ""
             flag += f" ⚠ {x['errors']} errors" if x.get("errors") else ""
             out.append(
                 f"| {backend} | {x.get('server', key)} | {_num(x['rps'])} | {_ms(x['p50_ms'])} | "
-                f"{_ms(x['p99_ms'])} | {_pct(ratio(x['rps'], noop.get('rps')))}{flag} |"
+                f"{_ms(x['p99_ms'])} | {_pct(ratio(x['rps'], noop.get('rps')))}{flag} | "
+                f"{_us(x.get('server_cpu_us_per_request'))} |"
             )
     out += [
         "",
         "## End to end (callback in → signed delivery received by the sink)",
         "",
-        "| backend | rate | p50 | p99 | max | delivered | highest rate sustained with p99 < 50 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| backend | rate | p50 | p99 | max | delivered | server CPU per callback"
+        " | highest rate sustained with p99 < 50 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for backend, r in backends.items():
         e = r.get("e2e")
         if not e:
             continue
         if "fixed_rate" not in e:
-            out.append(f"| {backend} | error: {e.get('error')} | | | | | |")
+            out.append(f"| {backend} | error: {e.get('error')} | | | | | | |")
             continue
         f = e["fixed_rate"]
         top = f"{_num(e['max_sustained_rate'])}/s" if e.get("max_sustained_rate") else "none"
@@ -167,7 +171,7 @@ def markdown(results: dict[str, Any]) -> str:
         lat = f["latency_ms"]
         out.append(
             f"| {backend} | {_num(f['rate'])}/s | {_ms(lat['p50'])} | {_ms(lat['p99'])} | {_ms(lat['max'])}"
-            f" | {f['delivered']}/{f['sent']} | {top} |"
+            f" | {f['delivered']}/{f['sent']} | {_us(f.get('server_cpu_us_per_callback'))} | {top} |"
         )
     steps = [(b, s) for b, r in backends.items() for s in (_get(r, "e2e", "steps") or [])]
     if steps:
@@ -188,8 +192,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Fan-out (deliveries/s at the sink while a backlog drains)",
         "",
-        "| backend | case | bare aiohttp (ceiling) | Callboard | vs aiohttp | one event → all subscribers |",
-        "|---|---|---:|---:|---:|---:|",
+        "| backend | case | bare aiohttp (ceiling) | Callboard | vs aiohttp | CPU per delivery, bare / Callboard"
+        " | one event → all subscribers |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for backend, r in backends.items():
         for case, label in FANOUT_CASES:
@@ -206,25 +211,24 @@ def markdown(results: dict[str, Any]) -> str:
             else:
                 got_text = _num(got)
             name = label.replace("events", f"{events} events", 1) if case == "wide" else label
-            out.append(
-                f"| {backend} | {name} | {_num(a)} | {got_text} | {_pct(ratio(got, a))} | {one_text} |"
+            cpu = (
+                f"{_us(_get(c, 'aiohttp', 'client_cpu_us_per_delivery'))} / "
+                f"{_us(_get(c, 'callboard', 'server_cpu_us_per_delivery'))}"
             )
+            out.append(f"| {backend} | {name} | {_num(a)} | {got_text} | {_pct(ratio(got, a))} | {cpu} | {one_text} |")
     httpx = _get(results, "for_the_record", "fanout_httpx")
     if httpx:
         out += [
             "",
             "For the record, a bare httpx client at the same concurrency: "
             + ", ".join(
-                f"{case} {_num(_get(httpx, case, 'deliveries_per_s'))} deliveries/s"
-                for case, _ in FANOUT_CASES
+                f"{case} {_num(_get(httpx, case, 'deliveries_per_s'))} deliveries/s" for case, _ in FANOUT_CASES
             )
             + ".",
         ]
     out += ["", "## Targets", "", "| backend | target | measured | met |", "|---|---|---|---|"]
     for t in results.get("targets", []):
-        out.append(
-            f"| {t['backend']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |"
-        )
+        out.append(f"| {t['backend']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
     errors = results.get("errors") or []
     if errors:
         out += ["", "## Errors", ""] + [f"- {e}" for e in errors]
