@@ -38,13 +38,9 @@ def headers(key: bytes, msg_id: str, body: bytes) -> dict[str, str]:
     }
 
 
-async def drive(
-    post: Post, urls: list[str], keys: list[bytes], payload: bytes, events: int, concurrency: int
-) -> float:
+async def drive(post: Post, urls: list[str], keys: list[bytes], payload: bytes, events: int, concurrency: int) -> float:
     async def run(prefix: str, n_events: int) -> tuple[float, float]:
-        todo = [
-            (f"evt_{prefix}_{e:06d}", u, k) for e in range(n_events) for u, k in zip(urls, keys, strict=True)
-        ]
+        todo = [(f"evt_{prefix}_{e:06d}", u, k) for e in range(n_events) for u, k in zip(urls, keys, strict=True)]
         todo.reverse()
 
         async def worker() -> None:
@@ -86,9 +82,7 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         import httpx
 
-        limits = httpx.Limits(
-            max_connections=max(concurrency, 1), max_keepalive_connections=max(concurrency, 1)
-        )
+        limits = httpx.Limits(max_connections=max(concurrency, 1), max_keepalive_connections=max(concurrency, 1))
         async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
 
             async def post_httpx(url: str, body: bytes, hdrs: dict[str, str]) -> int:

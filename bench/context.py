@@ -87,9 +87,7 @@ class Context:
         return dbs.fresh_database(backend, self.workdir, self.postgres_url, f"{what}_{self.run_id}")
 
     def env(self, database_url: str, port: int) -> dict[str, str]:
-        return procs.callboard_env(
-            database_url, port, secret_key=self.secret_key, webhook_secret=self.webhook_secret
-        )
+        return procs.callboard_env(database_url, port, secret_key=self.secret_key, webhook_secret=self.webhook_secret)
 
     def serve(self, name: str, database_url: str, *, no_worker: bool = False) -> procs.Process:
         port = procs.free_port()

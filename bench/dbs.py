@@ -69,9 +69,7 @@ def transcript_id(n: int, run: str) -> str:
     return f"transcript_{run}_{n:07d}"
 
 
-async def create_jobs(
-    store: Store, n: int, *, run: str, metadata: Mapping[str, Any]
-) -> list[tuple[str, str]]:
+async def create_jobs(store: Store, n: int, *, run: str, metadata: Mapping[str, Any]) -> list[tuple[str, str]]:
     """`n` submitted generic jobs; returns (job id, provider job id = transcript id) pairs."""
     now = time.time()
     jobs = [(new_id("job", now), transcript_id(i, run)) for i in range(n)]

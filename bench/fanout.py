@@ -69,9 +69,7 @@ async def ceiling(ctx: Context, kind: str, mode: str) -> dict[str, Any]:
         client = json.loads(await _run(argv))
     finally:
         await sink.close()
-    times = [
-        t for t, m in zip(sink.rec.received, sink.rec.msg_ids, strict=True) if m.startswith(b"evt_bare_run")
-    ]
+    times = [t for t, m in zip(sink.rec.received, sink.rec.msg_ids, strict=True) if m.startswith(b"evt_bare_run")]
     result = {
         "client": kind,
         "subscribers": subscribers,
@@ -88,9 +86,7 @@ async def ceiling(ctx: Context, kind: str, mode: str) -> dict[str, Any]:
 
 
 async def _run(argv: list[str]) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
@@ -121,9 +117,7 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
                 drained = time.time()
                 received = list(sink.rec.received)
                 bad, verified = sink.bad_signatures, sink.verified
-                one_event = (
-                    await _single_events(ctx, sink, url_of(server), singles, subscribers) if done else []
-                )
+                one_event = await _single_events(ctx, sink, url_of(server), singles, subscribers) if done else []
     finally:
         await sink.close()
     result = {
@@ -150,18 +144,14 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
     return result
 
 
-async def _single_events(
-    ctx: Context, sink: Sink, url: str, items: list[Item], subscribers: int
-) -> list[float]:
+async def _single_events(ctx: Context, sink: Sink, url: str, items: list[Item], subscribers: int) -> list[float]:
     """One callback at a time: ms from its 200 to the last of its deliveries."""
     out = []
     async with aiohttp.ClientSession() as session:
         for it in items:
             sink.reset()
             body = ctx.template.body(it.transcript_id, time.time())
-            async with session.post(
-                url + it.path, data=body, headers=ctx.signer.headers(it.msg_id, body)
-            ) as resp:
+            async with session.post(url + it.path, data=body, headers=ctx.signer.headers(it.msg_id, body)) as resp:
                 await resp.read()
                 acked = time.time()
                 if resp.status != 200:

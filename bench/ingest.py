@@ -47,9 +47,7 @@ async def _load(ctx: Context, url: str, items: list[Item], duration: float, *, r
         path = ctx.workdir / f"requests-{ctx.label('wrk')}.txt"
         write_requests_file(path, ctx.template, ctx.signer, items)
         try:
-            return run_wrk(
-                ctx.wrk, url, path, connections=ctx.connections, duration=duration, pinning=ctx.pinning
-            )
+            return run_wrk(ctx.wrk, url, path, connections=ctx.connections, duration=duration, pinning=ctx.pinning)
         finally:
             path.unlink(missing_ok=True)
     return await closed_loop(
@@ -67,9 +65,7 @@ async def ceiling(ctx: Context) -> dict[str, Any]:
         await _drive(ctx, url, items, d.ingest_warmup, reuse=True)
         result = await _drive(ctx, url, items, d.ingest, reuse=True, server=server)
     result["reused_items"] = False  # irrelevant for a handler that stores nothing
-    ctx.log(
-        f"  no-op: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
-    )
+    ctx.log(f"  no-op: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms")
     return result
 
 
@@ -79,9 +75,7 @@ def jobs_needed(ctx: Context, ceiling_rps: float | None, seconds: float) -> int:
     return max(1000, math.ceil(rate * seconds * 1.25))
 
 
-async def callboard(
-    ctx: Context, backend: str, ceiling_rps: float | None, *, workers: bool
-) -> dict[str, Any]:
+async def callboard(ctx: Context, backend: str, ceiling_rps: float | None, *, workers: bool) -> dict[str, Any]:
     d = ctx.durations
     what = "with workers" if workers else "--no-worker"
     ctx.log(f"ingest {backend} ({what}): preparing jobs")

@@ -92,9 +92,7 @@ def run_wrk(
                 "p999_ms": raw["p999_us"] / 1000,
                 "max_ms": raw["max_us"] / 1000,
                 "errors": errors,
-                "error_detail": {
-                    k.removeprefix("errors_"): v for k, v in raw.items() if k.startswith("errors_") and v
-                },
+                "error_detail": {k.removeprefix("errors_"): v for k, v in raw.items() if k.startswith("errors_") and v},
                 "generated": raw["generated"],
                 "items": raw["items"],
                 "reused_items": raw["generated"] > raw["items"],
@@ -191,9 +189,7 @@ async def open_loop(
         body = template.body(it.transcript_id, sent)
         t0 = time.perf_counter()
         try:
-            async with session.post(
-                url + it.path, data=body, headers=signer.headers(it.msg_id, body, int(sent))
-            ) as r:
+            async with session.post(url + it.path, data=body, headers=signer.headers(it.msg_id, body, int(sent))) as r:
                 await r.read()
                 statuses[r.status] = statuses.get(r.status, 0) + 1
         except aiohttp.ClientError as exc:
@@ -244,9 +240,7 @@ async def burst(
             it = queue.pop()
             body = template.body(it.transcript_id, time.time())
             try:
-                async with session.post(
-                    url + it.path, data=body, headers=signer.headers(it.msg_id, body)
-                ) as r:
+                async with session.post(url + it.path, data=body, headers=signer.headers(it.msg_id, body)) as r:
                     await r.read()
                     statuses[r.status] = statuses.get(r.status, 0) + 1
             except aiohttp.ClientError as exc:

@@ -81,10 +81,7 @@ def ensure_wrk(install: bool, log: Any) -> str | None:
         return found
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
-        log(
-            "wrk is missing and cannot be installed here (needs root and apt-get):"
-            " using the Python load generator"
-        )
+        log("wrk is missing and cannot be installed here (needs root and apt-get): using the Python load generator")
         return None
     log("wrk is missing: installing Debian's package (apt-get install wrk)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

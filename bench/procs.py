@@ -69,9 +69,7 @@ class Process:
 
     def start(self) -> Process:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
-        )
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         if self.health_url is None:
             return self
@@ -130,15 +128,11 @@ def callboard_serve(
     name: str, env: Mapping[str, str], port: int, workdir: Path, pinning: Pinning, *, no_worker: bool = False
 ) -> Process:
     argv = [str(BIN / "callboard"), "serve", "--port", str(port), *(["--no-worker"] if no_worker else [])]
-    return Process(
-        name, argv, env=env, workdir=workdir, health_url=f"http://127.0.0.1:{port}/healthz", pinning=pinning
-    )
+    return Process(name, argv, env=env, workdir=workdir, health_url=f"http://127.0.0.1:{port}/healthz", pinning=pinning)
 
 
 def callboard_worker(name: str, env: Mapping[str, str], workdir: Path, pinning: Pinning) -> Process:
-    return Process(
-        name, [str(BIN / "callboard"), "worker"], env=env, workdir=workdir, health_url=None, pinning=pinning
-    )
+    return Process(name, [str(BIN / "callboard"), "worker"], env=env, workdir=workdir, health_url=None, pinning=pinning)
 
 
 def noop_server(port: int, workdir: Path, pinning: Pinning) -> Process:

@@ -121,9 +121,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         # httpx's pool is quadratic in its size (256 connections take seconds to warm up): --quick skips wide
         modes = ("deep",) if args.quick else ("wide", "deep")
         record["fanout_httpx"] = {
-            mode: await _guard(
-                errors, f"fan-out httpx {mode}", ctx, lambda m=mode: fanout.ceiling(ctx, "httpx", m)
-            )
+            mode: await _guard(errors, f"fan-out httpx {mode}", ctx, lambda m=mode: fanout.ceiling(ctx, "httpx", m))
             for mode in modes
         }
     return {"backends": per_backend, "for_the_record": record, "errors": errors}
