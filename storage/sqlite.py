@@ -1,4 +1,4 @@
-"""The embedded default backend: SQLite, on the event loop, with a thread for what blocks.
+"""The embedded default backend: SQLite through aiosqlite, with quick statements run inline.
 
 WAL mode with `synchronous=FULL`: a commit is on disk before it returns. One writer connection
 serializes every write transaction (an asyncio lock keeps transactions from interleaving on it);
@@ -9,7 +9,7 @@ second worker) share the file; `busy_timeout` makes them wait for the write lock
 Where statements run: the store's statements are point queries and small writes that take
 microseconds, while a hop to a database thread and back costs tens of microseconds and, with a
 busy event loop, waits for the GIL. So statements run inline on the event loop, and only what can
-block goes to the connection's own thread: `BEGIN IMMEDIATE` (it may wait for another process's
+block goes to the connection's aiosqlite thread: `BEGIN IMMEDIATE` (it may wait for another process's
 write lock), `COMMIT` (the fsync, and the WAL checkpoint), and any statement whose recent
 executions took longer than `SLOW_STATEMENT` (a claim over a large backlog, a count over a big
 table), judged per SQL text. A connection is never used by both at once: the writer is held
@@ -28,17 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+import aiosqlite
 
 from storage.backend import Backend, Executor, migration_files
-
-T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 GROUP_MAX = 256  # transactions sharing one commit, at most
@@ -48,51 +46,65 @@ STATEMENT_CACHE = 512
 
 
 class _Connection:
-    """One sqlite3 connection, used from the event loop, with a single thread for blocking work."""
+    """One SQLite connection, opened and owned by aiosqlite.
+
+    aiosqlite's thread runs what can block (`BEGIN IMMEDIATE`, `COMMIT`, slow statements); quick
+    statements run inline on the same `sqlite3.Connection` (opened with `check_same_thread=False`),
+    never at the same time as the thread: the writer is used under its lock only, and a statement
+    sent to the thread is awaited to its end.
+    """
 
     def __init__(self, path: str, name: str) -> None:
         self.path = path
-        self.raw: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.name = name
+        self.aio: aiosqlite.Connection | None = None
         self._cost: dict[str, float] = {}  # SQL text → recent seconds per run (moving average)
 
     async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            raw = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                cached_statements=STATEMENT_CACHE,
-            )
-            try:
-                raw.row_factory = sqlite3.Row
-                raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                raw.execute("PRAGMA journal_mode = WAL")
-                raw.execute("PRAGMA synchronous = FULL")
-                raw.execute("PRAGMA foreign_keys = ON")
-            except BaseException:
-                raw.close()
-                raise
-            return raw
-
-        self.raw = await self.blocking(connect)
+        aio = await aiosqlite.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            cached_statements=STATEMENT_CACHE,
+        )
+        try:
+            aio.row_factory = sqlite3.Row
+            for pragma in (
+                f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = FULL",
+                "PRAGMA foreign_keys = ON",
+            ):
+                await aio.execute(pragma)
+        except BaseException:
+            await aio.close()
+            raise
+        self.aio = aio
 
     async def close(self) -> None:
-        if self.raw is not None:
-            raw, self.raw = self.raw, None
-            await self.blocking(raw.close)
-        self._thread.shutdown(wait=True)
+        if self.aio is not None:
+            aio, self.aio = self.aio, None
+            await aio.close()
 
-    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn` on this connection's thread; even when cancelled, return only once it is done."""
-        future = asyncio.get_running_loop().run_in_executor(self._thread, functools.partial(fn, *args))
+    @property
+    def raw(self) -> sqlite3.Connection | None:
+        """aiosqlite's own `sqlite3.Connection`, for the statements quick enough to run inline."""
+        return None if self.aio is None else self.aio._conn  # aiosqlite exposes no public accessor
+
+    async def blocking(self, sql: str, args: Any = (), many: bool = False) -> list[Any]:
+        """Run one statement on aiosqlite's thread; even when cancelled, return only once it is done."""
+        assert self.aio is not None, "backend not connected"
+        future: asyncio.Future[Any] = asyncio.ensure_future(
+            self.aio.executemany(sql, args) if many else self.aio.execute_fetchall(sql, args)
+        )
         try:
-            return await asyncio.shield(future)
+            result: Any = await asyncio.shield(future)
         except asyncio.CancelledError:
             with contextlib.suppress(BaseException):
                 await future  # nothing else may touch the connection while the thread still uses it
             raise
+        return [] if many else list(result)
 
     def _run(self, sql: str, args: Any, many: bool) -> list[Any]:
         assert self.raw is not None, "backend not connected"
@@ -105,7 +117,7 @@ class _Connection:
         cost = self._cost.get(sql)
         started = time.perf_counter()
         if cost is not None and cost >= SLOW_STATEMENT:
-            rows = await self.blocking(self._run, sql, args, many)
+            rows = await self.blocking(sql, args, many)
         else:
             rows = self._run(sql, args, many)
         took = time.perf_counter() - started
@@ -193,7 +205,7 @@ class SQLiteBackend(Backend):
         self._queued -= 1
         try:
             if self._group is None:
-                await conn.blocking(_statement, conn, "BEGIN IMMEDIATE")
+                await conn.blocking("BEGIN IMMEDIATE")
                 self._group = asyncio.get_running_loop().create_future()
                 self._group_size, self._group_opened = 0, time.monotonic()
             group = self._group
@@ -226,7 +238,7 @@ class SQLiteBackend(Backend):
         assert group is not None
         try:
             if self._group_size:
-                await conn.blocking(_statement, conn, "COMMIT")
+                await conn.blocking("COMMIT")
             else:  # every transaction of the group was rolled back
                 _statement(conn, "ROLLBACK")
         except BaseException as exc:

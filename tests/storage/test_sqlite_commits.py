@@ -124,16 +124,16 @@ async def test_a_failing_first_transaction_does_not_take_the_queued_ones_with_it
 async def test_a_failed_commit_fails_every_transaction_that_shared_it(
     backend: SQLiteBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = sqlite_backend._statement
+    original = sqlite_backend._Connection.blocking
     failures = []
 
-    def failing_commit(conn: object, sql: str) -> None:
-        if sql == "COMMIT" and not failures:
+    async def failing_commit(self: object, sql: str, args: object = (), many: bool = False) -> list[object]:
+        if sql == "COMMIT" and not failures:  # the fsync fails (a disk error) once
             failures.append(sql)
             raise sqlite3.OperationalError("disk I/O error")
-        original(conn, sql)  # type: ignore[arg-type]
+        return await original(self, sql, args, many)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sqlite_backend, "_statement", failing_commit)
+    monkeypatch.setattr(sqlite_backend._Connection, "blocking", failing_commit)
     outcomes = await asyncio.gather(*(insert(backend, f"k{i}") for i in range(5)), return_exceptions=True)
     assert all(isinstance(o, sqlite3.OperationalError) for o in outcomes), outcomes
     assert keys(backend) == []
