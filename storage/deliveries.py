@@ -26,6 +26,41 @@ REPLAY_UPSERT = (
     " updated_at = excluded.updated_at"
 )
 
+#: `record_attempt` on PostgreSQL: the portable version's four statements (and BEGIN, COMMIT) as one.
+#: The two subscription updates are one here (a statement cannot update a row twice) and wait for
+#: the delivery's (the join on `after`), so rows are locked in the portable version's order.
+_PG_RECORD_ATTEMPT = """
+WITH attempt AS (
+    INSERT INTO attempts (id, delivery_id, attempted_at, status_code, latency_ms, error, response_excerpt, trigger)
+    VALUES ($1::text, $2::text, $3::float8, $4::int, $5::float8, $6::text, $7::text, $8::text)
+    RETURNING id
+),
+delivery AS (
+    UPDATE deliveries SET
+        status = CASE WHEN status = 'cancelled' AND $9::text = 'pending' THEN status ELSE $9::text END,
+        next_attempt_at = CASE WHEN status = 'cancelled' AND $9::text = 'pending' THEN NULL ELSE $10::float8 END,
+        attempts = attempts + 1, schedule_index = schedule_index + 1, lease_until = NULL,
+        last_status_code = $4::int, last_error = $6::text, updated_at = $11::float8
+    WHERE id = $12::text
+    RETURNING status
+),
+subscription AS (
+    UPDATE subscriptions s SET
+        failing_since = CASE WHEN $13::boolean THEN NULL ELSE coalesce(s.failing_since, $3::float8) END,
+        enabled = CASE WHEN $14::text IS NOT NULL AND s.enabled = 1 THEN 0 ELSE s.enabled END,
+        disabled_reason = CASE WHEN $14::text IS NOT NULL AND s.enabled = 1 THEN $14::text ELSE s.disabled_reason END,
+        disabled_at = CASE WHEN $14::text IS NOT NULL AND s.enabled = 1 THEN $3::float8 ELSE s.disabled_at END,
+        updated_at = CASE WHEN $14::text IS NOT NULL AND s.enabled = 1 THEN $3::float8 ELSE s.updated_at END
+    FROM (SELECT count(*) FROM delivery) AS after
+    WHERE s.id = $15::text
+      AND (($13::boolean AND s.failing_since IS NOT NULL) OR (NOT $13::boolean AND s.failing_since IS NULL)
+           OR ($14::text IS NOT NULL AND s.enabled = 1))
+    RETURNING s.id
+)
+SELECT (SELECT status FROM delivery) AS status, (SELECT count(*) FROM subscription) AS subscriptions,
+       (SELECT count(*) FROM attempt) AS attempts
+"""
+
 
 class DeliveriesStore(StoreBase):
     async def claim_deliveries(
@@ -71,6 +106,8 @@ class DeliveriesStore(StoreBase):
         delivery's status as stored.
         """
         now = attempt.attempted_at
+        if self.db.dialect == "postgres":
+            return await self._record_attempt_pg(delivery, attempt, status, next_attempt_at, disable_reason)
         async with self.db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO attempts (id, delivery_id, attempted_at, status_code, latency_ms, error,"
@@ -121,6 +158,38 @@ class DeliveriesStore(StoreBase):
                     delivery.subscription_id,
                 )
         return str(rows[0]["status"]) if rows else status
+
+    async def _record_attempt_pg(
+        self,
+        delivery: Delivery,
+        attempt: Attempt,
+        status: str,
+        next_attempt_at: float | None,
+        disable_reason: str | None,
+    ) -> str:
+        autocommit = getattr(self.db, "autocommit", None)  # one statement: its own transaction
+        single = autocommit() if autocommit is not None else self.db.transaction()
+        async with single as db:
+            rows = await db.fetch(
+                _PG_RECORD_ATTEMPT,
+                attempt.id,
+                attempt.delivery_id,
+                attempt.attempted_at,
+                attempt.status_code,
+                attempt.latency_ms,
+                attempt.error,
+                attempt.response_excerpt,
+                attempt.trigger,
+                status,
+                next_attempt_at,
+                time.time(),
+                delivery.id,
+                status == DLV_SUCCEEDED,
+                disable_reason,
+                delivery.subscription_id,
+            )
+        stored = rows[0]["status"]
+        return str(stored) if stored is not None else status
 
     async def release_delivery(self, delivery_id: str) -> None:
         """Give a claimed delivery back without an attempt (the worker is stopping)."""

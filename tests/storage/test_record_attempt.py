@@ -1,0 +1,147 @@
+"""A delivery attempt's record, row by row, on both backends.
+
+On PostgreSQL `record_attempt` is one statement (CTEs); on SQLite it is the portable version, four
+statements in a (shared) transaction. The rows written (attempt, delivery, subscription health,
+disabling) and the status returned must be the same, which is what these tests pin down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+
+from storage.ids import new_id
+from storage.records import DLV_FAILED, DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Subscription
+from storage.store import Store, open_store
+from tests.storage.test_hot_path_writes import NOW, finish, new_job, subscription
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with open_store(database_url) as s:
+        yield s
+
+
+async def claimed_delivery(store: Store) -> tuple[Delivery, str]:
+    job_id = await new_job(store)
+    sub_id = await subscription(store)
+    done = finish(job_id, None, [sub_id])
+    assert await store.finish_job(done)
+    [delivery] = await store.claim_deliveries(now=NOW + 10_000, lease=60, limit=10, per_subscription=10)
+    assert await lease_of(store, delivery.id) == NOW + 10_060
+    return delivery, sub_id
+
+
+async def lease_of(store: Store, delivery_id: str) -> float | None:
+    async with store.db.read() as db:
+        rows = await db.fetch("SELECT lease_until FROM deliveries WHERE id = ?", delivery_id)
+    return rows[0]["lease_until"]
+
+
+def attempt(delivery: Delivery, at: float, *, code: int | None = 200, error: str | None = None) -> Attempt:
+    return Attempt(
+        id=new_id("att", at),
+        delivery_id=delivery.id,
+        attempted_at=at,
+        status_code=code,
+        latency_ms=12.5,
+        error=error,
+        response_excerpt="ok" if code == 200 else None,
+        trigger="worker",
+    )
+
+
+async def sub_of(store: Store, sub_id: str) -> Subscription:
+    sub = await store.get_subscription(sub_id)
+    assert sub is not None
+    return sub
+
+
+async def test_a_failure_then_a_success_write_the_attempts_the_delivery_and_the_health(store: Store) -> None:
+    delivery, sub_id = await claimed_delivery(store)
+    t1, t2, t3 = NOW + 100, NOW + 200, NOW + 300
+    first = attempt(delivery, t1, code=503, error="HTTP 503")
+    assert await store.record_attempt(delivery, first, status=DLV_PENDING, next_attempt_at=t1 + 5) == DLV_PENDING
+    got = await store.get_delivery(delivery.id)
+    assert got is not None
+    d, attempts = got
+    assert (d.status, d.attempts, d.schedule_index, d.next_attempt_at) == (DLV_PENDING, 1, 1, t1 + 5)
+    assert await lease_of(store, d.id) is None
+    assert (d.last_status_code, d.last_error) == (503, "HTTP 503")
+    assert attempts == [first]
+    assert (await sub_of(store, sub_id)).failing_since == t1
+
+    second = attempt(d, t2, code=None, error="timed out after 10 s")
+    assert await store.record_attempt(d, second, status=DLV_PENDING, next_attempt_at=t2 + 30) == DLV_PENDING
+    sub = await sub_of(store, sub_id)
+    assert sub.failing_since == t1 and sub.enabled  # failing since the first failure, not the latest
+
+    third = attempt(d, t3)
+    assert await store.record_attempt(d, third, status=DLV_SUCCEEDED, next_attempt_at=None) == DLV_SUCCEEDED
+    got = await store.get_delivery(delivery.id)
+    assert got is not None
+    d, attempts = got
+    assert (d.status, d.attempts, d.schedule_index, d.next_attempt_at) == (DLV_SUCCEEDED, 3, 3, None)
+    assert (d.last_status_code, d.last_error) == (200, None)
+    assert attempts == [first, second, third]
+    sub = await sub_of(store, sub_id)
+    assert sub.failing_since is None and sub.enabled and sub.disabled_at is None
+
+
+async def test_gone_fails_the_delivery_and_disables_the_subscription_once(store: Store) -> None:
+    delivery, sub_id = await claimed_delivery(store)
+    before = await sub_of(store, sub_id)
+    t1, t2 = NOW + 100, NOW + 200
+    reason = "the endpoint answered 410 Gone"
+    gone = attempt(delivery, t1, code=410, error="HTTP 410")
+    assert (
+        await store.record_attempt(delivery, gone, status=DLV_FAILED, next_attempt_at=None, disable_reason=reason)
+        == DLV_FAILED
+    )
+    got = await store.get_delivery(delivery.id)
+    assert got is not None
+    d, attempts = got
+    assert (d.status, d.attempts, d.next_attempt_at, d.last_status_code) == (DLV_FAILED, 1, None, 410)
+    assert attempts == [gone]
+    sub = await sub_of(store, sub_id)
+    assert (sub.enabled, sub.disabled_reason, sub.disabled_at, sub.updated_at, sub.failing_since) == (
+        False, reason, t1, t1, t1,
+    )  # fmt: skip
+    assert sub.created_at == before.created_at
+
+    # a second 410 (an attempt already in flight) changes nothing on the disabled subscription
+    again = attempt(d, t2, code=410, error="HTTP 410")
+    await store.record_attempt(d, again, status=DLV_FAILED, next_attempt_at=None, disable_reason="other")
+    assert await sub_of(store, sub_id) == sub
+
+
+async def test_an_attempt_at_a_delivery_cancelled_meanwhile_leaves_it_cancelled(store: Store) -> None:
+    delivery, sub_id = await claimed_delivery(store)
+    assert await store.delete_subscription(sub_id)
+    failed = attempt(delivery, NOW + 100, code=500, error="HTTP 500")
+    assert await store.record_attempt(delivery, failed, status=DLV_PENDING, next_attempt_at=NOW + 105) == "cancelled"
+    got = await store.get_delivery(delivery.id)
+    assert got is not None
+    d, attempts = got
+    assert (d.status, d.next_attempt_at, d.attempts, d.schedule_index) == ("cancelled", None, 1, 1)
+    assert await lease_of(store, d.id) is None
+    assert (d.last_status_code, d.last_error) == (500, "HTTP 500")
+    assert attempts == [failed]
+    assert await store.get_subscription(sub_id) is None
+
+
+async def test_a_final_outcome_overrides_cancelled_and_a_missing_delivery_returns_the_outcome(store: Store) -> None:
+    delivery, sub_id = await claimed_delivery(store)
+    assert await store.delete_subscription(sub_id)
+    ok = attempt(delivery, NOW + 100)
+    assert await store.record_attempt(delivery, ok, status=DLV_SUCCEEDED, next_attempt_at=None) == DLV_SUCCEEDED
+
+    missing = dataclasses.replace(delivery, id=new_id("dlv"))
+    late = dataclasses.replace(attempt(missing, NOW + 200), delivery_id=missing.id)
+    assert await store.record_attempt(missing, late, status=DLV_PENDING, next_attempt_at=NOW + 205) == DLV_PENDING
+    assert await store.get_delivery(missing.id) is None
+    async with store.db.read() as db:
+        rows = await db.fetch("SELECT delivery_id FROM attempts WHERE id = ?", late.id)
+    assert [r["delivery_id"] for r in rows] == [missing.id]
