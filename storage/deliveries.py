@@ -62,11 +62,20 @@ SELECT (SELECT status FROM delivery) AS status, (SELECT count(*) FROM subscripti
 """
 
 
+def _due_order(rows: list[Any]) -> list[Delivery]:
+    """Claimed rows earliest first (RETURNING has no order of its own)."""
+    return sorted((_rows.delivery(r) for r in rows), key=lambda d: (d.next_attempt_at or 0.0, d.id))
+
+
 class DeliveriesStore(StoreBase):
     async def claim_deliveries(
         self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str] = ()
     ) -> list[Delivery]:
         """Lease due deliveries of enabled subscriptions, at most `per_subscription` per endpoint."""
+        if self.db.dialect == "postgres":
+            return await self._claim_deliveries_pg(
+                now=now, lease=lease, limit=limit, per_subscription=per_subscription, exclude=exclude
+            )
         excluded = f" AND subscription_id NOT IN {placeholders(len(exclude))}" if exclude else ""
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
@@ -88,7 +97,37 @@ class DeliveriesStore(StoreBase):
                 now,
                 limit,
             )
-        return [_rows.delivery(r) for r in rows]
+        return _due_order(rows)
+
+    async def _claim_deliveries_pg(
+        self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str]
+    ) -> list[Delivery]:
+        """The same claim without ranking the whole backlog: per enabled subscription, its first
+        `per_subscription` due rows (LATERAL … LIMIT, a top-N sort), then the portable version's
+        re-check, order, limit and SKIP LOCKED. One statement, so no BEGIN/COMMIT around it."""
+        excluded = f" AND s.id NOT IN {placeholders(len(exclude))}" if exclude else ""
+        autocommit = getattr(self.db, "autocommit", None)
+        single = autocommit() if autocommit is not None else self.db.transaction()
+        async with single as db:
+            rows = await db.fetch(
+                "UPDATE deliveries SET lease_until = ? WHERE id IN ("
+                "SELECT d.id FROM deliveries d WHERE d.id IN ("
+                "SELECT due.id FROM subscriptions s CROSS JOIN LATERAL (SELECT x.id FROM deliveries x"
+                " WHERE x.subscription_id = s.id AND x.status = ? AND x.next_attempt_at <= ?"
+                " AND (x.lease_until IS NULL OR x.lease_until < ?) ORDER BY x.next_attempt_at, x.id LIMIT ?) AS due"
+                f" WHERE s.enabled = 1{excluded}) AND d.status = ? AND (d.lease_until IS NULL OR d.lease_until < ?)"
+                f" ORDER BY d.next_attempt_at LIMIT ?{self.db.skip_locked}) RETURNING *",
+                now + lease,
+                DLV_PENDING,
+                now,
+                now,
+                per_subscription,
+                *exclude,
+                DLV_PENDING,
+                now,
+                limit,
+            )
+        return _due_order(rows)
 
     async def record_attempt(
         self,

@@ -1,0 +1,60 @@
+"""Claiming due deliveries, on both backends.
+
+On PostgreSQL the claim takes each enabled subscription's first due rows (LATERAL … LIMIT); on
+SQLite it ranks the due rows per subscription (ROW_NUMBER). The deliveries leased must be the
+same: at most `per_subscription` per endpoint, earliest first, enabled subscriptions only, the
+excluded ones left out, leased rows skipped until their lease runs out, `limit` in all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from storage.store import Store, open_store
+from tests.storage.test_hot_path_writes import finish, new_job, subscription
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with open_store(database_url) as s:
+        yield s
+
+
+async def test_a_claim_is_capped_per_subscription_and_skips_disabled_excluded_and_leased(store: Store) -> None:
+    a, b, c = await subscription(store), await subscription(store), await subscription(store)
+    by_sub: dict[str, list[str]] = {a: [], b: [], c: []}
+    for _ in range(3):
+        done = finish(await new_job(store), None, [a, b, c])
+        assert await store.finish_job(done)
+        for d in await store.deliveries_for_events([done.event.id]):
+            by_sub[d.subscription_id].append(d.id)
+        time.sleep(0.002)  # distinct next_attempt_at, in event order
+    await store.update_subscription(c, enabled=False)
+    now = time.time() + 1
+
+    first = await store.claim_deliveries(now=now, lease=60, limit=10, per_subscription=2)
+    assert sorted(d.id for d in first) == sorted(by_sub[a][:2] + by_sub[b][:2])
+    earliest_first = sorted([by_sub[a][0], by_sub[b][0]]) + sorted([by_sub[a][1], by_sub[b][1]])
+    assert [d.id for d in first] == earliest_first  # by next_attempt_at (one per event), then id
+
+    second = await store.claim_deliveries(now=now, lease=60, limit=10, per_subscription=2)
+    assert sorted(d.id for d in second) == sorted([by_sub[a][2], by_sub[b][2]])
+    assert await store.claim_deliveries(now=now, lease=60, limit=10, per_subscription=2) == []
+
+    # the leases run out: everything due again, but not the excluded endpoint, and `limit` in all
+    later = now + 61
+    only_b = await store.claim_deliveries(now=later, lease=60, limit=10, per_subscription=2, exclude=[a])
+    assert sorted(d.id for d in only_b) == sorted(by_sub[b][:2])
+    one = await store.claim_deliveries(now=later, lease=60, limit=1, per_subscription=5, exclude=[b])
+    assert [d.id for d in one] == [by_sub[a][0]]
+    rest = await store.claim_deliveries(now=later, lease=60, limit=10, per_subscription=5)
+    assert sorted(d.id for d in rest) == sorted(by_sub[a][1:] + by_sub[b][2:])
+
+    # nothing is due before it is due
+    await store.update_subscription(c, enabled=True)
+    assert await store.claim_deliveries(now=now - 3600, lease=60, limit=10, per_subscription=5) == []
+    again = await store.claim_deliveries(now=later, lease=60, limit=10, per_subscription=5)
+    assert sorted(d.id for d in again) == sorted(by_sub[c])
