@@ -82,12 +82,12 @@ class SubscriptionsStore(StoreBase):
         return _rows.subscription(rows[0]) if rows else None
 
     async def delete_subscription(self, sub_id: str) -> bool:
+        # deliveries first, then the subscription: the order `record_attempt` locks them in (no deadlock)
         async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE deliveries SET status = 'cancelled', lease_until = NULL, next_attempt_at = NULL"
+                " WHERE subscription_id = ? AND status = 'pending'",
+                sub_id,
+            )
             rows = await tx.fetch("DELETE FROM subscriptions WHERE id = ? RETURNING id", sub_id)
-            if rows:
-                await tx.execute(
-                    "UPDATE deliveries SET status = 'cancelled', lease_until = NULL, next_attempt_at = NULL"
-                    " WHERE subscription_id = ? AND status = 'pending'",
-                    sub_id,
-                )
         return bool(rows)
