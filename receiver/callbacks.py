@@ -106,7 +106,8 @@ async def receive(request: Request) -> Response:
         job_secret = None
         if token is not None:
             job_id = svc.tokens.verify(token, provider)
-            job_secret = svc.tokens.job_secret(job_id, provider)
+            if adapter.uses_job_secret:
+                job_secret = svc.tokens.job_secret(job_id, provider)
         query = dict(request.query_params) if request.scope.get("query_string") else {}
         inbound = Inbound(provider, request.method, headers, query, body, job_id, job_secret)
         adapter.authenticate(inbound)

@@ -72,6 +72,7 @@ def normalize(data: dict[str, Any]) -> Transcript | None:
 
 class AssemblyAI(Provider):
     name = "assemblyai"
+    uses_job_secret = True
     secret_headers = frozenset({"authorization", AUTH_HEADER.lower()})
 
     def authenticate(self, inbound: Inbound) -> None:

@@ -46,7 +46,8 @@ class Inbound:
 
     `headers` keys are lower-case. `job_id` and `job_secret` are set when the callback came to a
     per-job URL whose token verified; `job_secret` is the per-job shared secret Callboard handed the
-    provider on submission (an auth header value, basic-auth password, `extra` value, ...).
+    provider on submission (an auth header value, basic-auth password, `extra` value, ...), derived
+    only for adapters that set `uses_job_secret`.
     """
 
     provider: str
@@ -149,6 +150,8 @@ class Provider:
     per_job_callbacks: ClassVar[bool] = True
     #: a callback for a job Callboard did not submit still creates a job (recall)
     adopts_unknown_jobs: ClassVar[bool] = False
+    #: callbacks authenticate with the per-job secret (`Inbound.job_secret`, derived only for these)
+    uses_job_secret: ClassVar[bool] = False
     #: credentials that must be redacted when the headers are stored
     secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
 

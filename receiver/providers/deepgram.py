@@ -180,6 +180,7 @@ def normalize(body: dict[str, Any], *, language: str | None = None) -> Transcrip
 
 class Deepgram(Provider):
     name = "deepgram"
+    uses_job_secret = True
 
     def authenticate(self, inbound: Inbound) -> None:
         secret = inbound.job_secret

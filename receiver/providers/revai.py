@@ -114,6 +114,7 @@ def failure(job: dict[str, Any]) -> Transcript:
 
 class RevAI(Provider):
     name = "revai"
+    uses_job_secret = True
 
     def _headers(self, accept: str = "application/json") -> dict[str, str]:
         return {"authorization": f"Bearer {self.config.api_key or ''}", "accept": accept}

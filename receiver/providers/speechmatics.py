@@ -157,6 +157,7 @@ def error_messages(job: dict[str, Any]) -> str | None:
 
 class Speechmatics(Provider):
     name = "speechmatics"
+    uses_job_secret = True
 
     def _headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.config.api_key or ''}"}

@@ -8,20 +8,33 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from receiver.exceptions import VerificationError
-from receiver.tokens import TOKEN_MAX_AGE, Tokens
+from receiver.tokens import SALT, TOKEN_MAX_AGE, Tokens
 
 KEY = "test-secret-key"
 JOB = "job_01jd7zk3q9w5x2m8r4t6y1b3n0"
 
 
-def token_signed_ago(seconds: float, *, key: str = KEY, value: object = (JOB, "generic")) -> str:
+class _PastSigner(TimestampSigner):
+    ago = 0.0
+
+    def get_timestamp(self) -> int:
+        return int(time.time() - self.ago)
+
+
+def token_signed_ago(seconds: float, *, key: str = KEY, value: str = f"generic.{JOB}") -> str:
     """A token as `Tokens.make` writes it, stamped `seconds` ago (through itsdangerous' clock hook)."""
+    signer = _PastSigner(key, salt=SALT)
+    signer.ago = seconds
+    return signer.sign(value).decode()
 
-    class PastSigner(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(time.time() - seconds)
 
-    serializer = URLSafeTimedSerializer(key, salt="callboard.callback", signer=PastSigner)
+def legacy_token(seconds: float = 0, *, value: object = (JOB, "generic")) -> str:
+    """A token as releases before the `{provider}.{job_id}` format wrote it: a serialized list."""
+
+    class PastSigner(_PastSigner):
+        ago = seconds
+
+    serializer = URLSafeTimedSerializer(KEY, salt=SALT, signer=PastSigner)
     return str(serializer.dumps(list(value) if isinstance(value, tuple) else value))
 
 
@@ -47,10 +60,17 @@ def test_tampered_token_is_refused() -> None:
 def test_token_with_swapped_payload_is_refused() -> None:
     """A payload taken from one token and the signature from another do not verify."""
     tokens = Tokens(KEY)
-    payload = tokens.make("job_other", "generic").split(".", 1)[0]
-    rest = tokens.make(JOB, "generic").split(".", 1)[1]
-    with pytest.raises(VerificationError):
-        tokens.verify(f"{payload}.{rest}", "generic")
+    other = tokens.make("job_01jd7zk3q9w5x2m8r4t6y1b3n1", "generic").rsplit(".", 1)[0]
+    signature = tokens.make(JOB, "generic").rsplit(".", 1)[1]
+    with pytest.raises(VerificationError, match="not valid"):
+        tokens.verify(f"{other}.{signature}", "generic")
+
+
+def test_token_names_its_provider_and_job_in_the_clear() -> None:
+    """`{provider}.{job_id}.{time}.{signature}`: readable in a provider's dashboard, still signed."""
+    token = Tokens(KEY).make(JOB, "revai")
+    assert token.startswith(f"revai.{JOB}.")
+    assert token.count(".") == 3
 
 
 def test_token_for_another_provider_is_refused() -> None:
@@ -99,6 +119,34 @@ def test_garbage_token_is_refused_with_verification_error(token: str) -> None:
 @pytest.mark.parametrize(
     "value",
     [
+        pytest.param("generic", id="no-job"),
+        pytest.param("generic.", id="empty-job"),
+        pytest.param(f"generic.{JOB}.extra", id="dotted-job"),
+    ],
+)
+def test_validly_signed_token_of_the_wrong_shape_is_refused(value: str) -> None:
+    """Even a correctly signed value is refused unless it is exactly `{provider}.{job_id}`."""
+    with pytest.raises(VerificationError, match="not valid"):
+        Tokens(KEY).verify(token_signed_ago(0, value=value), "generic")
+
+
+def test_token_signed_for_an_empty_provider_is_another_providers() -> None:
+    with pytest.raises(VerificationError, match="another provider"):
+        Tokens(KEY).verify(token_signed_ago(0, value=f".{JOB}"), "generic")
+
+
+def test_legacy_token_still_verifies() -> None:
+    """Jobs submitted before an upgrade keep their callback URLs."""
+    assert Tokens(KEY).verify(legacy_token(), "generic") == JOB
+    with pytest.raises(VerificationError, match="another provider"):
+        Tokens(KEY).verify(legacy_token(), "revai")
+    with pytest.raises(VerificationError, match="expired"):
+        Tokens(KEY, max_age=60).verify(legacy_token(120), "generic")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
         pytest.param({"job": JOB}, id="object"),
         pytest.param([JOB], id="one-element"),
         pytest.param([JOB, "generic", "extra"], id="three-elements"),
@@ -106,10 +154,10 @@ def test_garbage_token_is_refused_with_verification_error(token: str) -> None:
         pytest.param(JOB, id="bare-string"),
     ],
 )
-def test_validly_signed_token_of_the_wrong_shape_is_refused(value: object) -> None:
-    """Even a correctly signed value is refused unless it is exactly [job_id, provider]."""
+def test_validly_signed_legacy_token_of_the_wrong_shape_is_refused(value: object) -> None:
+    """Even a correctly signed legacy value is refused unless it is exactly [job_id, provider]."""
     with pytest.raises(VerificationError, match="not valid"):
-        Tokens(KEY).verify(token_signed_ago(0, value=value), "generic")
+        Tokens(KEY).verify(legacy_token(value=value), "generic")
 
 
 def test_job_secret_is_stable_and_differs_per_job_provider_and_key() -> None:

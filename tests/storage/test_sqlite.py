@@ -180,8 +180,8 @@ async def test_migrations_are_idempotent(url: str) -> None:
 
 
 async def test_a_second_process_style_connection_waits_for_the_write_lock(store: Store, url: str) -> None:
-    """The CLI and a worker share the file: a writer that finds it locked waits (busy_timeout)
-    instead of failing with `database is locked`."""
+    """The CLI and a worker share the file: a writer that finds it locked waits (retrying for up
+    to the busy timeout) instead of failing with `database is locked`."""
     job_id = await new_job(store)
     other = sqlite3.connect(path_of(url), timeout=10, isolation_level=None)
     try:
@@ -190,6 +190,9 @@ async def test_a_second_process_style_connection_waits_for_the_write_lock(store:
         write = asyncio.ensure_future(store.ingest(callback(job_id, "waits")))
         await asyncio.sleep(0.2)
         assert not write.done()  # blocked on the lock, not failed
+        # the writer waits on the event loop, not blocking it: reads are served meanwhile
+        job = await store.get_job(job_id)
+        assert job is not None and not write.done()
         other.execute("COMMIT")
     finally:
         other.close()
