@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from storage import _rows
 from storage._base import StoreBase
 from storage.backend import placeholders
+from storage.batching import GroupCommit
 from storage.ids import new_id
 from storage.records import DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Page
 
@@ -62,12 +64,68 @@ SELECT (SELECT status FROM delivery) AS status, (SELECT count(*) FROM subscripti
 """
 
 
+_INSERT_ATTEMPT = (
+    "INSERT INTO attempts (id, delivery_id, attempted_at, status_code, latency_ms, error,"
+    " response_excerpt, trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_KEEP_CANCELLED = "status = 'cancelled' AND CAST(? AS TEXT) = 'pending'"
+_UPDATE_DELIVERY = (
+    f"UPDATE deliveries SET status = CASE WHEN {_KEEP_CANCELLED} THEN status ELSE CAST(? AS TEXT) END,"
+    f" next_attempt_at = CASE WHEN {_KEEP_CANCELLED} THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,"
+    " attempts = attempts + 1, schedule_index = schedule_index + 1, lease_until = NULL,"
+    " last_status_code = CAST(? AS INTEGER), last_error = CAST(? AS TEXT), updated_at = ? WHERE id = ?"
+)
+#: a success clears `failing_since`; a failure sets it unless already set (no write when unchanged)
+_UPDATE_HEALTH = (
+    "UPDATE subscriptions SET failing_since ="
+    " CASE WHEN CAST(? AS INTEGER) = 1 THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END"
+    " WHERE id = ? AND ((CAST(? AS INTEGER) = 1 AND failing_since IS NOT NULL)"
+    " OR (CAST(? AS INTEGER) = 0 AND failing_since IS NULL))"
+)
+_DISABLE = (
+    "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, disabled_at = ?, updated_at = ?"
+    " WHERE id = ? AND enabled = 1"
+)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One attempt to record with the delivery's new state (see `record_attempt`)."""
+
+    delivery: Delivery
+    attempt: Attempt
+    status: str
+    next_attempt_at: float | None
+    disable_reason: str | None
+
+
+def _attempt_row(a: Attempt) -> tuple[object, ...]:
+    return (a.id, a.delivery_id, a.attempted_at, a.status_code, a.latency_ms, a.error, a.response_excerpt, a.trigger)
+
+
+def _delivery_row(r: Recorded, updated: float) -> tuple[object, ...]:
+    code, error = r.attempt.status_code, r.attempt.error
+    return (r.status, r.status, r.status, r.next_attempt_at, code, error, updated, r.delivery.id)
+
+
+def _health_row(r: Recorded) -> tuple[object, ...]:
+    ok = 1 if r.status == DLV_SUCCEEDED else 0
+    return (ok, r.attempt.attempted_at, r.delivery.subscription_id, ok, ok)
+
+
+def _disable_row(r: Recorded) -> tuple[object, ...]:
+    now = r.attempt.attempted_at
+    return (r.disable_reason, now, now, r.delivery.subscription_id)
+
+
 def _due_order(rows: list[Any]) -> list[Delivery]:
     """Claimed rows earliest first (RETURNING has no order of its own)."""
     return sorted((_rows.delivery(r) for r in rows), key=lambda d: (d.next_attempt_at or 0.0, d.id))
 
 
 class DeliveriesStore(StoreBase):
+    _attempts: GroupCommit[Recorded, str | Exception] | None = None
+
     async def claim_deliveries(
         self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str] = ()
     ) -> list[Delivery]:
@@ -142,8 +200,67 @@ class DeliveriesStore(StoreBase):
 
         A delivery cancelled meanwhile (its subscription was deleted while the attempt was in
         flight) is not rescheduled: a `pending` outcome leaves it `cancelled`. Returns the
-        delivery's status as stored.
+        delivery's status as stored. Concurrent calls share one transaction (group commit).
         """
+        if self._attempts is None:
+            self._attempts = GroupCommit(self.write_attempts)
+        result = await self._attempts.submit(Recorded(delivery, attempt, status, next_attempt_at, disable_reason))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def write_attempts(self, batch: list[Recorded]) -> list[str | Exception]:
+        """Record a batch of attempts in one transaction (the group-commit flush), in batch order.
+
+        If the batch fails as a whole, each attempt is recorded alone, so one that cannot be
+        written (its delivery pruned meanwhile, say) fails by itself, not the others with it.
+        """
+        if len(batch) == 1:
+            r = batch[0]
+            try:
+                return [await self._record_one(r.delivery, r.attempt, r.status, r.next_attempt_at, r.disable_reason)]
+            except Exception as exc:
+                return [exc]
+        try:
+            return list(await self._record_many(batch))
+        except Exception:
+            return [result for r in batch for result in await self.write_attempts([r])]
+
+    async def _record_many(self, batch: list[Recorded]) -> list[str]:
+        """The portable statements of `_record_one`, each run once over the whole batch. Rows are
+        written in delivery-id order, then subscriptions in id order (each subscription's attempts
+        in batch order): every transaction locks rows in the same order, so none deadlock."""
+        in_order = sorted(batch, key=lambda r: r.delivery.id)
+        by_subscription = sorted(batch, key=lambda r: r.delivery.subscription_id)
+        updated = time.time()
+        async with self.db.transaction() as tx:
+            await tx.executemany(_INSERT_ATTEMPT, [_attempt_row(r.attempt) for r in in_order])
+            await tx.executemany(
+                _UPDATE_DELIVERY,
+                [_delivery_row(r, updated) for r in in_order],
+            )
+            rows = await tx.fetch(
+                f"SELECT id, status FROM deliveries WHERE id IN {placeholders(len(batch))}",
+                *(r.delivery.id for r in in_order),
+            )
+            await tx.executemany(
+                _UPDATE_HEALTH,
+                [_health_row(r) for r in by_subscription],
+            )
+            gone = [r for r in by_subscription if r.disable_reason is not None]
+            if gone:
+                await tx.executemany(_DISABLE, [_disable_row(r) for r in gone])
+        stored = {row["id"]: str(row["status"]) for row in rows}
+        return [stored.get(r.delivery.id, r.status) for r in batch]
+
+    async def _record_one(
+        self,
+        delivery: Delivery,
+        attempt: Attempt,
+        status: str,
+        next_attempt_at: float | None,
+        disable_reason: str | None,
+    ) -> str:
         now = attempt.attempted_at
         if self.db.dialect == "postgres":
             return await self._record_attempt_pg(delivery, attempt, status, next_attempt_at, disable_reason)

@@ -58,6 +58,8 @@ class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, Deliveri
     async def close(self) -> None:
         if self._ingest is not None:
             await self._ingest.close()
+        if self._attempts is not None:
+            await self._attempts.close()
         await self.db.close()
 
 

@@ -1,17 +1,20 @@
 """A delivery attempt's record, row by row, on both backends.
 
 On PostgreSQL `record_attempt` is one statement (CTEs); on SQLite it is the portable version, four
-statements in a (shared) transaction. The rows written (attempt, delivery, subscription health,
+statements in a (shared) transaction; concurrent records are written as one batch, each statement
+run over all of them. The rows written (attempt, delivery, subscription health,
 disabling) and the status returned must be the same, which is what these tests pin down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
 
+from storage.deliveries import Recorded
 from storage.ids import new_id
 from storage.records import DLV_FAILED, DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Subscription
 from storage.store import Store, open_store
@@ -145,3 +148,94 @@ async def test_a_final_outcome_overrides_cancelled_and_a_missing_delivery_return
     async with store.db.read() as db:
         rows = await db.fetch("SELECT delivery_id FROM attempts WHERE id = ?", late.id)
     assert [r["delivery_id"] for r in rows] == [missing.id]
+
+
+async def world(store: Store, jobs: int = 3) -> dict[str, list[Delivery]]:
+    """Two subscriptions with one delivery each per job, claimed: {subscription id: deliveries by job}."""
+    subs = [await subscription(store), await subscription(store)]
+    events = []
+    for _ in range(jobs):
+        done = finish(await new_job(store), None, subs)
+        assert await store.finish_job(done)
+        events.append(done.event.id)
+    claimed = await store.claim_deliveries(now=NOW + 10_000, lease=60, limit=100, per_subscription=100, exclude=())
+    by_key = {(d.subscription_id, d.event_id): d for d in claimed}
+    return {sid: [by_key[(sid, eid)] for eid in events] for sid in subs}
+
+
+def outcomes(deliveries: dict[str, list[Delivery]]) -> list[tuple[Delivery, Attempt, str, float | None, str | None]]:
+    """For the first subscription: failure, success, failure (failing since the last one); for the
+    second: 410 (disabled), failure, success. Interleaved, as concurrent attempts finish."""
+    (a1, a2, a3), (b1, b2, b3) = deliveries.values()
+    t = [NOW + 100 * i for i in range(1, 7)]
+    return [
+        (a1, attempt(a1, t[0], code=503, error="HTTP 503"), DLV_PENDING, t[0] + 5, None),
+        (b1, attempt(b1, t[1], code=410, error="HTTP 410"), DLV_FAILED, None, "the endpoint answered 410 Gone"),
+        (a2, attempt(a2, t[2]), DLV_SUCCEEDED, None, None),
+        (b2, attempt(b2, t[3], code=None, error="timed out after 10 s"), DLV_PENDING, t[3] + 30, None),
+        (a3, attempt(a3, t[4], code=500, error="HTTP 500"), DLV_PENDING, t[4] + 5, None),
+        (b3, attempt(b3, t[5]), DLV_SUCCEEDED, None, None),
+    ]
+
+
+async def state(store: Store, deliveries: dict[str, list[Delivery]]) -> list[object]:
+    """Every row the records wrote, without ids: deliveries, their attempts, the subscriptions."""
+    rows: list[object] = []
+    for sid, ds in deliveries.items():
+        sub = await sub_of(store, sid)
+        rows.append((sub.enabled, sub.failing_since, sub.disabled_reason, sub.disabled_at))
+        for d in ds:
+            got = await store.get_delivery(d.id)
+            assert got is not None
+            stored, attempts = got
+            rows.append(
+                (stored.status, stored.attempts, stored.schedule_index, stored.next_attempt_at,
+                 stored.last_status_code, stored.last_error, await lease_of(store, d.id),
+                 [dataclasses.replace(a, id="", delivery_id="") for a in attempts])
+            )  # fmt: skip
+    return rows
+
+
+async def test_a_batch_of_attempts_writes_what_recording_them_one_at_a_time_writes(store: Store) -> None:
+    """Concurrent attempts are recorded together (group commit): the same rows, the same answers,
+    including a subscription that fails, recovers and fails again within one batch."""
+    alone, together = await world(store), await world(store)
+    answers_alone = [
+        await store.record_attempt(d, a, status=s, next_attempt_at=n, disable_reason=r)
+        for d, a, s, n, r in outcomes(alone)
+    ]
+    answers_together = await store.write_attempts([Recorded(*o) for o in outcomes(together)])
+    assert answers_together == answers_alone == [DLV_PENDING, DLV_FAILED, DLV_SUCCEEDED] + [DLV_PENDING] * 2 + [
+        DLV_SUCCEEDED
+    ]
+    assert await state(store, together) == await state(store, alone)
+    first, second = (await state(store, together))[0], (await state(store, together))[4]
+    assert first == (True, NOW + 500, None, None)  # failing since the failure after the success
+    assert second == (False, None, "the endpoint answered 410 Gone", NOW + 200)
+
+
+async def test_concurrent_records_share_a_batch_and_each_gets_its_own_answer(store: Store) -> None:
+    deliveries = await world(store)
+    answers = await asyncio.gather(
+        *(
+            store.record_attempt(d, a, status=s, next_attempt_at=n, disable_reason=r)
+            for d, a, s, n, r in outcomes(deliveries)
+        )
+    )
+    assert list(answers) == [DLV_PENDING, DLV_FAILED, DLV_SUCCEEDED, DLV_PENDING, DLV_PENDING, DLV_SUCCEEDED]
+    assert (await state(store, deliveries))[0] == (True, NOW + 500, None, None)
+
+
+async def test_an_attempt_that_cannot_be_written_fails_alone(store: Store) -> None:
+    """One bad record (an attempt id already taken) does not take the rest of its batch down."""
+    deliveries = await world(store)
+    records = [Recorded(*o) for o in outcomes(deliveries)]
+    taken = dataclasses.replace(records[2].attempt, id=records[1].attempt.id)
+    records[2] = dataclasses.replace(records[2], attempt=taken)
+    answers = await store.write_attempts(records)
+    assert isinstance(answers[2], Exception)
+    assert answers[:2] + answers[3:] == [DLV_PENDING, DLV_FAILED, DLV_PENDING, DLV_PENDING, DLV_SUCCEEDED]
+    untouched = await store.get_delivery(records[2].delivery.id)
+    assert untouched is not None and untouched[0].attempts == 0 and untouched[1] == []
+    got = await store.get_delivery(records[5].delivery.id)
+    assert got is not None and got[0].status == DLV_SUCCEEDED and len(got[1]) == 1
