@@ -170,13 +170,16 @@ async def test_migrations_are_idempotent(url: str) -> None:
     backend = SQLiteBackend(url)
     await backend.connect()
     try:
-        assert await backend.migrate() == ["0001_initial"]
+        assert await backend.migrate() == ["0001_initial", "0002_deliveries_due_per_subscription"]
         assert await backend.migrate() == []
     finally:
         await backend.close()
     async with open_store(url) as store:  # opening migrates again: nothing to do, nothing lost
         await store.ping()
-    assert rows(url, "SELECT version, name FROM schema_migrations") == [(1, "0001_initial")]
+    assert rows(url, "SELECT version, name FROM schema_migrations") == [
+        (1, "0001_initial"),
+        (2, "0002_deliveries_due_per_subscription"),
+    ]
 
 
 async def test_a_second_process_style_connection_waits_for_the_write_lock(store: Store, url: str) -> None:

@@ -290,10 +290,10 @@ async def test_exactly_full_last_page_has_no_next_cursor(store: Store) -> None:
 
 async def test_migrations_are_idempotent(database_url: str) -> None:
     async with open_store(database_url, migrate=False) as store:
-        assert await store.db.migrate() == ["0001_initial"]
+        assert await store.db.migrate() == ["0001_initial", "0002_deliveries_due_per_subscription"]
         assert await store.db.migrate() == []
     async with open_store(database_url) as store:
         await store.ping()
         async with store.db.read() as db:
             versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == [1]
+    assert versions == [1, 2]
