@@ -130,20 +130,24 @@ class Processor:
         by_job: dict[str, list[Callback]] = {}
         for cb in claimed:
             by_job.setdefault(cb.job_id or cb.provider_job_id or cb.job_hint or cb.id, []).append(cb)
-        await asyncio.gather(*(self._process_in_order(cbs) for cbs in by_job.values()))
+        # the jobs the callbacks name, read in one query rather than one each
+        jobs = await self.service.store.get_jobs(sorted({cb.job_id for cb in claimed if cb.job_id}))
+        await asyncio.gather(*(self._process_in_order(cbs, jobs) for cbs in by_job.values()))
         return len(claimed)
 
-    async def _process_in_order(self, callbacks: list[Callback]) -> None:
+    async def _process_in_order(self, callbacks: list[Callback], jobs: dict[str, Job]) -> None:
         async with self._limit:
-            for cb in callbacks:
-                await self.process(cb)
+            for n, cb in enumerate(callbacks):
+                # a later callback of the job reads it afresh: the earlier one may have changed it
+                await self.process(cb, jobs.get(cb.job_id) if n == 0 and cb.job_id else None)
 
-    async def process(self, cb: Callback) -> None:
+    async def process(self, cb: Callback, job: Job | None = None) -> None:
+        """Process one claimed callback; `job` is its job as read with the claim, when it was."""
         store, started = self.service.store, time.perf_counter()
         adapter = self.service.adapter(cb.provider)
         outcome = "done"
         try:
-            job = await self._job_for(cb)
+            job = job or await self._job_for(cb)
             if job is None:
                 await store.settle_callback(cb.id, CB_IGNORED, error="no job matches this callback")
                 outcome = "ignored"

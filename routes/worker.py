@@ -233,8 +233,11 @@ class DeliveryWorker:
         self._drained = len(claimed) < limit
         if not claimed:
             return 0
-        events = await self.store.get_events(list({d.event_id for d in claimed}))
-        subs = {s.id: s for s in await self.store.enabled_subscriptions()}
+        # two reads at once: on PostgreSQL two pooled connections, one round trip of waiting
+        found, enabled = await asyncio.gather(
+            self.store.get_events(list({d.event_id for d in claimed})), self.store.enabled_subscriptions()
+        )
+        events, subs = found, {s.id: s for s in enabled}
         for delivery in claimed:
             sid = delivery.subscription_id
             self._held[sid] = self._held.get(sid, 0) + 1

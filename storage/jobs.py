@@ -8,6 +8,7 @@ from typing import Any
 
 from storage import _rows
 from storage._base import StoreBase
+from storage.backend import placeholders
 from storage.records import JOB_FAILED, JOB_SUBMITTED, JOB_SUBMITTING, Job, JobFilter, Page
 
 
@@ -98,6 +99,14 @@ class JobsStore(StoreBase):
         async with self.db.read() as db:
             rows = await db.fetch("SELECT * FROM jobs WHERE id = ?", job_id)
         return _rows.job(rows[0]) if rows else None
+
+    async def get_jobs(self, job_ids: list[str]) -> dict[str, Job]:
+        """Several jobs in one query, by id (ids that match nothing are left out)."""
+        if not job_ids:
+            return {}
+        async with self.db.read() as db:
+            rows = await db.fetch(f"SELECT * FROM jobs WHERE id IN {placeholders(len(job_ids))}", *job_ids)
+        return {r["id"]: _rows.job(r) for r in rows}
 
     async def find_job(self, provider: str, provider_job_id: str) -> Job | None:
         async with self.db.read() as db:

@@ -239,3 +239,18 @@ async def test_an_attempt_that_cannot_be_written_fails_alone(store: Store) -> No
     assert untouched is not None and untouched[0].attempts == 0 and untouched[1] == []
     got = await store.get_delivery(records[5].delivery.id)
     assert got is not None and got[0].status == DLV_SUCCEEDED and len(got[1]) == 1
+
+
+async def test_a_batch_of_failures_marks_the_subscription_failing_since_the_first_unless_it_was(
+    store: Store,
+) -> None:
+    (a1, a2, a3), (b1, b2, b3) = (await world(store)).values()
+    t = NOW + 100
+    await store.record_attempt(b1, attempt(b1, t, code=500, error="HTTP 500"), status=DLV_PENDING, next_attempt_at=t)
+    failures = [
+        Recorded(d, attempt(d, t + 10 * i, code=500, error="HTTP 500"), DLV_PENDING, t + 60, None)
+        for i, d in enumerate((a1, b2, a2, b3), start=1)
+    ]
+    assert await store.write_attempts(failures) == [DLV_PENDING] * 4
+    assert (await sub_of(store, a1.subscription_id)).failing_since == t + 10  # the first of the batch
+    assert (await sub_of(store, b1.subscription_id)).failing_since == t  # failing already: kept
