@@ -15,7 +15,7 @@ import pytest
 from storage.batching import GroupCommit
 from storage.ids import new_id
 from storage.records import IngestResult, NewCallback
-from storage.sqlite import SQLiteBackend, path_of
+from storage.sqlite import WAL_AUTOCHECKPOINT, SQLiteBackend, path_of
 from storage.store import Store, open_store
 
 NOW = 1_800_000_000.0
@@ -79,6 +79,8 @@ async def test_wal_and_synchronous_full_are_in_force_on_both_connections(store: 
     async with store.db.transaction() as tx:
         assert (await tx.fetch("PRAGMA synchronous"))[0][0] == 2
         assert (await tx.fetch("PRAGMA foreign_keys"))[0][0] == 1
+        assert (await tx.fetch("PRAGMA wal_autocheckpoint"))[0][0] == WAL_AUTOCHECKPOINT
+        assert (await tx.fetch("PRAGMA busy_timeout"))[0][0] == 0  # the writer retries on the loop instead
     assert rows(url, "PRAGMA journal_mode") == [("wal",)]  # WAL is a property of the file itself
 
 
