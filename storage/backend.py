@@ -33,6 +33,8 @@ class DatabaseUnavailableError(Exception):
 class Backend(abc.ABC):
     #: appended to the sub-select that claims rows; empty where the database serializes writers anyway
     skip_locked: str = ""
+    #: appended to a sub-select whose rows must be locked in its order (deadlock-free lock order)
+    for_update: str = ""
     dialect: str
 
     @abc.abstractmethod

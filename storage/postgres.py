@@ -91,6 +91,7 @@ class _PgExecutor:
 class PostgresBackend(Backend):
     dialect = "postgres"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_update = " FOR UPDATE"
 
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
         self.url = url

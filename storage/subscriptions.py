@@ -82,11 +82,13 @@ class SubscriptionsStore(StoreBase):
         return _rows.subscription(rows[0]) if rows else None
 
     async def delete_subscription(self, sub_id: str) -> bool:
-        # deliveries first, then the subscription: the order `record_attempt` locks them in (no deadlock)
+        # deliveries first, in id order, then the subscription: the order attempt records lock
+        # them in (one at a time, or a batch in delivery-id order), so the two never deadlock
         async with self.db.transaction() as tx:
             await tx.execute(
                 "UPDATE deliveries SET status = 'cancelled', lease_until = NULL, next_attempt_at = NULL"
-                " WHERE subscription_id = ? AND status = 'pending'",
+                " WHERE id IN (SELECT id FROM deliveries WHERE subscription_id = ? AND status = 'pending'"
+                f" ORDER BY id{self.db.for_update})",
                 sub_id,
             )
             rows = await tx.fetch("DELETE FROM subscriptions WHERE id = ? RETURNING id", sub_id)
