@@ -229,7 +229,7 @@ class DeliveriesStore(StoreBase):
         """Record a batch of attempts in one transaction (the group-commit flush), in batch order.
 
         If the batch fails as a whole, each attempt is recorded alone, so one that cannot be
-        written (its delivery pruned meanwhile, say) fails by itself, not the others with it.
+        written (an attempt id already taken, say) fails by itself, not the others with it.
         """
         if len(batch) == 1:
             r = batch[0]
