@@ -229,23 +229,23 @@ class DeliveriesStore(StoreBase):
         """Record a batch of attempts in one transaction (the group-commit flush), in batch order.
 
         If the batch fails as a whole, each attempt is recorded alone, so one that cannot be
-        written (an attempt id already taken, say) fails by itself, not the others with it.
+        written (an attempt id already taken, say) fails by itself, not the others with it. On
+        PostgreSQL a lone attempt is one statement (`_PG_RECORD_ATTEMPT`).
         """
-        if len(batch) == 1:
-            r = batch[0]
-            try:
-                return [await self._record_one(r.delivery, r.attempt, r.status, r.next_attempt_at, r.disable_reason)]
-            except Exception as exc:
-                return [exc]
         try:
+            if len(batch) == 1 and self.db.dialect == "postgres":
+                return [await self._record_attempt_pg(batch[0])]
             return list(await self._record_many(batch))
-        except Exception:
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
             return [result for r in batch for result in await self.write_attempts([r])]
 
     async def _record_many(self, batch: list[Recorded]) -> list[str]:
-        """The portable statements of `_record_one`, each run once over the whole batch. Rows are
-        written in delivery-id order, then subscriptions in id order (each subscription's attempts
-        in batch order): every transaction locks rows in the same order, so none deadlock."""
+        """The portable version (SQLite always, PostgreSQL for batches): each statement run once
+        over the whole batch. Rows are written in delivery-id order, then subscriptions in id
+        order (each subscription's attempts in batch order): every transaction locks rows in the
+        same order, so none deadlock."""
         in_order = sorted(batch, key=lambda r: r.delivery.id)
         by_subscription = sorted(batch, key=lambda r: r.delivery.subscription_id)
         updated = time.time()
@@ -269,99 +269,23 @@ class DeliveriesStore(StoreBase):
         stored = {row["id"]: str(row["status"]) for row in rows}
         return [stored.get(r.delivery.id, r.status) for r in batch]
 
-    async def _record_one(
-        self,
-        delivery: Delivery,
-        attempt: Attempt,
-        status: str,
-        next_attempt_at: float | None,
-        disable_reason: str | None,
-    ) -> str:
-        now = attempt.attempted_at
-        if self.db.dialect == "postgres":
-            return await self._record_attempt_pg(delivery, attempt, status, next_attempt_at, disable_reason)
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO attempts (id, delivery_id, attempted_at, status_code, latency_ms, error,"
-                " response_excerpt, trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                attempt.id,
-                attempt.delivery_id,
-                attempt.attempted_at,
-                attempt.status_code,
-                attempt.latency_ms,
-                attempt.error,
-                attempt.response_excerpt,
-                attempt.trigger,
-            )
-            keep = "status = 'cancelled' AND CAST(? AS TEXT) = 'pending'"
-            rows = await tx.fetch(
-                f"UPDATE deliveries SET status = CASE WHEN {keep} THEN status ELSE ? END,"
-                f" next_attempt_at = CASE WHEN {keep} THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,"
-                " attempts = attempts + 1, schedule_index = schedule_index + 1, lease_until = NULL,"
-                " last_status_code = ?, last_error = ?, updated_at = ? WHERE id = ? RETURNING status",
-                status,
-                status,
-                status,
-                next_attempt_at,
-                attempt.status_code,
-                attempt.error,
-                time.time(),
-                delivery.id,
-            )
-            if status == DLV_SUCCEEDED:
-                await tx.execute(
-                    "UPDATE subscriptions SET failing_since = NULL"
-                    " WHERE id = ? AND failing_since IS NOT NULL",
-                    delivery.subscription_id,
-                )
-            else:
-                await tx.execute(
-                    "UPDATE subscriptions SET failing_since = ? WHERE id = ? AND failing_since IS NULL",
-                    now,
-                    delivery.subscription_id,
-                )
-            if disable_reason is not None:
-                await tx.execute(
-                    "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, disabled_at = ?,"
-                    " updated_at = ? WHERE id = ? AND enabled = 1",
-                    disable_reason,
-                    now,
-                    now,
-                    delivery.subscription_id,
-                )
-        return str(rows[0]["status"]) if rows else status
-
-    async def _record_attempt_pg(
-        self,
-        delivery: Delivery,
-        attempt: Attempt,
-        status: str,
-        next_attempt_at: float | None,
-        disable_reason: str | None,
-    ) -> str:
+    async def _record_attempt_pg(self, r: Recorded) -> str:
         autocommit = getattr(self.db, "autocommit", None)  # one statement: its own transaction
         single = autocommit() if autocommit is not None else self.db.transaction()
         async with single as db:
             rows = await db.fetch(
                 _PG_RECORD_ATTEMPT,
-                attempt.id,
-                attempt.delivery_id,
-                attempt.attempted_at,
-                attempt.status_code,
-                attempt.latency_ms,
-                attempt.error,
-                attempt.response_excerpt,
-                attempt.trigger,
-                status,
-                next_attempt_at,
+                *_attempt_row(r.attempt),
+                r.status,
+                r.next_attempt_at,
                 time.time(),
-                delivery.id,
-                status == DLV_SUCCEEDED,
-                disable_reason,
-                delivery.subscription_id,
+                r.delivery.id,
+                r.status == DLV_SUCCEEDED,
+                r.disable_reason,
+                r.delivery.subscription_id,
             )
         stored = rows[0]["status"]
-        return str(stored) if stored is not None else status
+        return str(stored) if stored is not None else r.status
 
     async def release_delivery(self, delivery_id: str) -> None:
         """Give a claimed delivery back without an attempt (the worker is stopping)."""

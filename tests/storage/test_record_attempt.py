@@ -1,8 +1,8 @@
 """A delivery attempt's record, row by row, on both backends.
 
-On PostgreSQL `record_attempt` is one statement (CTEs); on SQLite it is the portable version, four
-statements in a (shared) transaction; concurrent records are written as one batch, each statement
-run over all of them. The rows written (attempt, delivery, subscription health,
+On PostgreSQL a lone `record_attempt` is one statement (CTEs); otherwise it is the portable version:
+concurrent records are written as one batch in one transaction, each statement run over all of
+them (on SQLite a lone record is a batch of one). The rows written (attempt, delivery, subscription health,
 disabling) and the status returned must be the same, which is what these tests pin down.
 """
 
