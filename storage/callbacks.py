@@ -27,6 +27,7 @@ from storage.records import (
     CB_PENDING,
     DLV_PENDING,
     Callback,
+    Event,
     Finish,
     IngestResult,
     NewCallback,
@@ -56,6 +57,12 @@ def _insert_row(c: NewCallback) -> tuple[object, ...]:
         CB_PENDING,
         c.received_at,
     )
+
+
+def _event_row(ev: Event) -> tuple[object, ...]:
+    """An event's columns, in the order of `INSERT INTO events` in both versions of finish_job."""
+    metadata = _rows.dumps(ev.metadata)
+    return (ev.id, ev.type, ev.job_id, ev.transcript_id, ev.provider, metadata, ev.created_at, ev.payload)
 
 
 _PG_WRITE_CALLBACKS = """
@@ -275,14 +282,7 @@ class CallbacksStore(StoreBase):
                 await tx.execute(
                     "INSERT INTO events (id, type, job_id, transcript_id, provider, metadata, created_at, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    ev.id,
-                    ev.type,
-                    ev.job_id,
-                    ev.transcript_id,
-                    ev.provider,
-                    _rows.dumps(ev.metadata),
-                    ev.created_at,
-                    ev.payload,
+                    *_event_row(ev),
                 )
                 await insert_deliveries(tx, ev.id, finish.subscription_ids, now)
                 await tx.execute(
@@ -320,14 +320,7 @@ class CallbacksStore(StoreBase):
                 finish.job_status,
                 finish.transcript_body,
                 now,
-                ev.id,
-                ev.type,
-                ev.job_id,
-                ev.transcript_id,
-                ev.provider,
-                _rows.dumps(ev.metadata),
-                ev.created_at,
-                ev.payload,
+                *_event_row(ev),
                 DLV_PENDING,
                 [new_id("dlv", now) for _ in sub_ids],
                 sub_ids,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from routes.signing import new_secret
+from storage.store import Store, open_store
 from tests.databases import BACKENDS, database
 from tests.fakes.assemblyai import AssemblyAIFake
 from tests.fakes.base import running
@@ -32,6 +33,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A fresh database of each backend: every test that takes it runs on SQLite and on PostgreSQL."""
     with database(request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated store on `database_url` (both backends), closed after the test."""
+    async with open_store(database_url) as s:
+        yield s
 
 
 @pytest.fixture

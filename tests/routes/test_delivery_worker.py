@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from routes.worker import (
 )
 from storage.ids import new_id
 from storage.records import Delivery, Event, Finish, Subscription
-from storage.store import Store, open_store
+from storage.store import Store
 from tests.subscribers import Reply, Subscriber, closed_url, running_subscriber
 
 NOW = 1_795_000_000.0
@@ -121,12 +121,6 @@ def test_delivery_headers_after_grace_carry_one_signature() -> None:
 
 
 # -- one attempt against a real subscriber, on a real store --------------------------------------------
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as s:
-        yield s
 
 
 @pytest.fixture

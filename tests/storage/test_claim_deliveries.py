@@ -9,18 +9,9 @@ excluded ones left out, leased rows skipped until their lease runs out, `limit` 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
-import pytest
-
-from storage.store import Store, open_store
+from storage.store import Store
 from tests.storage.test_hot_path_writes import finish, new_job, subscription
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as s:
-        yield s
 
 
 async def test_a_claim_is_capped_per_subscription_and_skips_disabled_excluded_and_leased(store: Store) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -30,12 +30,6 @@ from storage.store import Store, open_store
 from tests.databases import postgres_database
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as s:
-        yield s
 
 
 async def new_job(store: Store) -> str:

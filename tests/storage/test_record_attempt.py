@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
-
-import pytest
 
 from storage.deliveries import Recorded
 from storage.ids import new_id
 from storage.records import DLV_FAILED, DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Subscription
-from storage.store import Store, open_store
+from storage.store import Store
 from tests.storage.test_hot_path_writes import NOW, finish, new_job, subscription
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as s:
-        yield s
 
 
 async def claimed_delivery(store: Store) -> tuple[Delivery, str]:

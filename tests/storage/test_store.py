@@ -7,10 +7,8 @@ Times are injected (`now=`) wherever the store takes them, so leases and orderin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import msgspec
-import pytest
 
 from storage.ids import new_id
 from storage.records import (
@@ -27,12 +25,6 @@ from storage.records import (
 from storage.store import Store, open_store
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as s:
-        yield s
 
 
 async def new_job(store: Store, *, now: float | None = None, provider: str = "generic") -> str:
