@@ -102,14 +102,18 @@ class Processor:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before claiming, not before idling: a wake-up that arrives while a batch is
+            # processed (a new callback) must not be lost.
+            self._wakeup.clear()
             try:
                 worked = await self.run_once()
             except Exception as exc:  # the database went away: keep the loop alive, try again
                 log.warning("processor.error", error=f"{type(exc).__name__}: {exc}")
                 worked = 0
-            if worked:
-                continue
-            self._wakeup.clear()
+            if worked >= self.batch:
+                continue  # a full batch: more may be due
+            # less than a batch: nothing else was due when it was claimed, so wait for a wake-up
+            # (returns at once if one came meanwhile) rather than claim again for nothing
             waiters: list[asyncio.Future[object]] = [
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(stop.wait()),
@@ -122,7 +126,10 @@ class Processor:
     async def run_once(self) -> int:
         """Process one batch of due callbacks; return how many were taken."""
         lease = self.service.settings.processing_lease
-        claimed = await self.service.store.claim_callbacks(now=self.clock(), lease=lease, limit=self.batch)
+        # the jobs the callbacks name come with the claim, rather than a query each
+        claimed, jobs = await self.service.store.claim_callbacks_with_jobs(
+            now=self.clock(), lease=lease, limit=self.batch
+        )
         if not claimed:
             return 0
         await self.fanout.refresh()
@@ -130,8 +137,6 @@ class Processor:
         by_job: dict[str, list[Callback]] = {}
         for cb in claimed:
             by_job.setdefault(cb.job_id or cb.provider_job_id or cb.job_hint or cb.id, []).append(cb)
-        # the jobs the callbacks name, read in one query rather than one each
-        jobs = await self.service.store.get_jobs(sorted({cb.job_id for cb in claimed if cb.job_id}))
         await asyncio.gather(*(self._process_in_order(cbs, jobs) for cbs in by_job.values()))
         return len(claimed)
 

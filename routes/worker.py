@@ -223,21 +223,17 @@ class DeliveryWorker:
         if room <= 0:
             return 0
         limit = min(room, self.config.batch)
-        claimed = await self.store.claim_deliveries(
+        batch = await self.store.claim_batch(
             now=now,
             lease=self.config.lease,
             limit=limit,
             per_subscription=self._window,
             exclude=self._busy(),
         )
+        claimed, events, subs = batch.deliveries, batch.events, batch.subscriptions
         self._drained = len(claimed) < limit
         if not claimed:
             return 0
-        # two reads at once: on PostgreSQL two pooled connections, one round trip of waiting
-        found, enabled = await asyncio.gather(
-            self.store.get_events(list({d.event_id for d in claimed})), self.store.enabled_subscriptions()
-        )
-        events, subs = found, {s.id: s for s in enabled}
         for delivery in claimed:
             sid = delivery.subscription_id
             self._held[sid] = self._held.get(sid, 0) + 1

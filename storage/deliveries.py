@@ -18,7 +18,7 @@ from storage._base import StoreBase
 from storage.backend import placeholders
 from storage.batching import GroupCommit
 from storage.ids import new_id
-from storage.records import DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Page
+from storage.records import DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Event, Page, Subscription
 
 REPLAY_UPSERT = (
     "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index,"
@@ -28,39 +28,61 @@ REPLAY_UPSERT = (
     " updated_at = excluded.updated_at"
 )
 
-#: `record_attempt` on PostgreSQL: the portable version's four statements (and BEGIN, COMMIT) as one.
-#: The two subscription updates are one here (a statement cannot update a row twice) and wait for
-#: the delivery's (the join on `after`), so rows are locked in the portable version's order.
-_PG_RECORD_ATTEMPT = """
-WITH attempt AS (
+#: A batch of attempts on PostgreSQL in one statement (`_record_batch_pg`): the portable version's
+#: statements (and BEGIN, COMMIT) as one. The deliveries are locked in id order first, then the
+#: subscriptions in id order once the deliveries are updated (each step waits for the one before
+#: through a join on its row count), the order every transaction that touches both locks them in.
+#: A subscription's health and its disabling are one update (a statement cannot update a row twice).
+_PG_RECORD_BATCH = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::int[], $5::float8[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::float8[])
+        AS i (attempt_id, delivery_id, attempted_at, status_code, latency_ms, error, excerpt, trigger, status, next_at)
+),
+locked AS (
+    SELECT id FROM deliveries WHERE id = ANY($2::text[]) ORDER BY id FOR UPDATE
+),
+attempt AS (
     INSERT INTO attempts (id, delivery_id, attempted_at, status_code, latency_ms, error, response_excerpt, trigger)
-    VALUES ($1::text, $2::text, $3::float8, $4::int, $5::float8, $6::text, $7::text, $8::text)
+    SELECT attempt_id, delivery_id, attempted_at, status_code, latency_ms, error, excerpt, trigger FROM input
     RETURNING id
 ),
 delivery AS (
-    UPDATE deliveries SET
-        status = CASE WHEN status = 'cancelled' AND $9::text = 'pending' THEN status ELSE $9::text END,
-        next_attempt_at = CASE WHEN status = 'cancelled' AND $9::text = 'pending' THEN NULL ELSE $10::float8 END,
-        attempts = attempts + 1, schedule_index = schedule_index + 1, lease_until = NULL,
-        last_status_code = $4::int, last_error = $6::text, updated_at = $11::float8
-    WHERE id = $12::text
-    RETURNING status
+    UPDATE deliveries d SET
+        status = CASE WHEN d.status = 'cancelled' AND i.status = 'pending' THEN d.status ELSE i.status END,
+        next_attempt_at = CASE WHEN d.status = 'cancelled' AND i.status = 'pending' THEN NULL ELSE i.next_at END,
+        attempts = d.attempts + 1, schedule_index = d.schedule_index + 1, lease_until = NULL,
+        last_status_code = i.status_code, last_error = i.error, updated_at = $11::float8
+    FROM input i, (SELECT count(*) FROM locked) AS before
+    WHERE d.id = i.delivery_id
+    RETURNING d.id, d.status
+),
+health AS (
+    SELECT * FROM unnest($12::text[], $13::text[], $14::float8[], $15::text[], $16::float8[])
+        AS h (subscription_id, mode, since, disable_reason, disabled_at)
+),
+held AS (
+    SELECT s.id FROM subscriptions s, (SELECT count(*) FROM delivery) AS after
+    WHERE s.id = ANY($12::text[]) ORDER BY s.id FOR UPDATE OF s
 ),
 subscription AS (
     UPDATE subscriptions s SET
-        failing_since = CASE WHEN $13::boolean THEN NULL ELSE coalesce(s.failing_since, $3::float8) END,
-        enabled = CASE WHEN $14::text IS NOT NULL AND s.enabled = 1 THEN 0 ELSE s.enabled END,
-        disabled_reason = CASE WHEN $14::text IS NOT NULL AND s.enabled = 1 THEN $14::text ELSE s.disabled_reason END,
-        disabled_at = CASE WHEN $14::text IS NOT NULL AND s.enabled = 1 THEN $3::float8 ELSE s.disabled_at END,
-        updated_at = CASE WHEN $14::text IS NOT NULL AND s.enabled = 1 THEN $3::float8 ELSE s.updated_at END
-    FROM (SELECT count(*) FROM delivery) AS after
-    WHERE s.id = $15::text
-      AND (($13::boolean AND s.failing_since IS NOT NULL) OR (NOT $13::boolean AND s.failing_since IS NULL)
-           OR ($14::text IS NOT NULL AND s.enabled = 1))
+        failing_since = CASE h.mode WHEN 'clear' THEN NULL WHEN 'set' THEN coalesce(s.failing_since, h.since)
+                        ELSE h.since END,
+        enabled = CASE WHEN h.disable_reason IS NOT NULL AND s.enabled = 1 THEN 0 ELSE s.enabled END,
+        disabled_reason = CASE WHEN h.disable_reason IS NOT NULL AND s.enabled = 1 THEN h.disable_reason
+                          ELSE s.disabled_reason END,
+        disabled_at = CASE WHEN h.disable_reason IS NOT NULL AND s.enabled = 1 THEN h.disabled_at
+                      ELSE s.disabled_at END,
+        updated_at = CASE WHEN h.disable_reason IS NOT NULL AND s.enabled = 1 THEN h.disabled_at
+                     ELSE s.updated_at END
+    FROM health h, (SELECT count(*) FROM held) AS before
+    WHERE s.id = h.subscription_id
+      AND ((h.mode = 'clear' AND s.failing_since IS NOT NULL) OR (h.mode = 'set' AND s.failing_since IS NULL)
+           OR h.mode = 'overwrite' OR (h.disable_reason IS NOT NULL AND s.enabled = 1))
     RETURNING s.id
 )
-SELECT (SELECT status FROM delivery) AS status, (SELECT count(*) FROM subscription) AS subscriptions,
-       (SELECT count(*) FROM attempt) AS attempts
+SELECT id, status FROM delivery
 """
 
 
@@ -123,9 +145,33 @@ def _health_row(sub_id: str, records: list[Recorded]) -> tuple[object, ...]:
     return (mode, since, sub_id, mode, mode, mode)
 
 
+def _per_subscription(batch: list[Recorded]) -> dict[str, list[Recorded]]:
+    """The batch's records by subscription, subscriptions in id order, each one's in batch order."""
+    grouped: dict[str, list[Recorded]] = {}
+    for r in sorted(batch, key=lambda r: r.delivery.subscription_id):
+        grouped.setdefault(r.delivery.subscription_id, []).append(r)
+    return grouped
+
+
 def _disable_row(r: Recorded) -> tuple[object, ...]:
     now = r.attempt.attempted_at
     return (r.disable_reason, now, now, r.delivery.subscription_id)
+
+
+def _pg_claim_args(
+    now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str]
+) -> tuple[object, ...]:
+    return (now + lease, DLV_PENDING, now, now, per_subscription, *exclude, DLV_PENDING, now, limit)
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    """Claimed deliveries, earliest first, with their events and enabled subscriptions by id (one
+    deleted or disabled meanwhile is missing)."""
+
+    deliveries: list[Delivery]
+    events: dict[str, Event]
+    subscriptions: dict[str, Subscription]
 
 
 def _due_order(rows: list[Any]) -> list[Delivery]:
@@ -179,29 +225,44 @@ class DeliveriesStore(StoreBase):
         """The same claim without ranking the whole backlog: per enabled subscription, its first
         `per_subscription` due rows (LATERAL … LIMIT, a top-N sort), then the portable version's
         re-check, order, limit and SKIP LOCKED. One statement, so no BEGIN/COMMIT around it."""
-        excluded = f" AND s.id NOT IN {placeholders(len(exclude))}" if exclude else ""
-        autocommit = getattr(self.db, "autocommit", None)
-        single = autocommit() if autocommit is not None else self.db.transaction()
-        async with single as db:
+        async with self._autocommit() as db:
             rows = await db.fetch(
-                "UPDATE deliveries SET lease_until = ? WHERE id IN ("
-                "SELECT d.id FROM deliveries d WHERE d.id IN ("
-                "SELECT due.id FROM subscriptions s CROSS JOIN LATERAL (SELECT x.id FROM deliveries x"
-                " WHERE x.subscription_id = s.id AND x.status = ? AND x.next_attempt_at <= ?"
-                " AND (x.lease_until IS NULL OR x.lease_until < ?) ORDER BY x.next_attempt_at, x.id LIMIT ?) AS due"
-                f" WHERE s.enabled = 1{excluded}) AND d.status = ? AND (d.lease_until IS NULL OR d.lease_until < ?)"
-                f" ORDER BY d.next_attempt_at LIMIT ?{self.db.skip_locked}) RETURNING *",
-                now + lease,
-                DLV_PENDING,
-                now,
-                now,
-                per_subscription,
-                *exclude,
-                DLV_PENDING,
-                now,
-                limit,
+                self._pg_claim(len(exclude)), *_pg_claim_args(now, lease, limit, per_subscription, exclude)
             )
         return _due_order(rows)
+
+    async def _claim_batch_pg(
+        self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str]
+    ) -> ClaimedBatch:
+        """`_claim_deliveries_pg` and, in the same statement, what sending needs: each claimed
+        event (on the first row of its deliveries) and enabled subscription (on the first row of
+        its own). One round trip instead of three."""
+        first = "row_number() OVER (PARTITION BY c.{} ORDER BY c.id) = 1"
+        async with self._autocommit() as db:
+            rows = await db.fetch(
+                f"WITH claimed AS ({self._pg_claim(len(exclude))})"
+                f" SELECT c.*, CASE WHEN {first.format('event_id')} THEN e END AS event,"
+                f" CASE WHEN {first.format('subscription_id')} THEN s END AS subscription"
+                " FROM claimed c LEFT JOIN events e ON e.id = c.event_id"
+                " LEFT JOIN subscriptions s ON s.id = c.subscription_id AND s.enabled = 1",
+                *_pg_claim_args(now, lease, limit, per_subscription, exclude),
+            )
+        events = {r["event"]["id"]: _rows.event(r["event"]) for r in rows if r["event"] is not None}
+        subs = {r["subscription"]["id"]: _rows.subscription(r["subscription"]) for r in rows if r["subscription"]}
+        return ClaimedBatch(_due_order(rows), events, subs)
+
+    def _pg_claim(self, excluded: int) -> str:
+        """The PostgreSQL claim (`UPDATE … RETURNING *`), for `_pg_claim_args`."""
+        not_in = f" AND s.id NOT IN {placeholders(excluded)}" if excluded else ""
+        return (
+            "UPDATE deliveries SET lease_until = ? WHERE id IN ("
+            "SELECT d.id FROM deliveries d WHERE d.id IN ("
+            "SELECT due.id FROM subscriptions s CROSS JOIN LATERAL (SELECT x.id FROM deliveries x"
+            " WHERE x.subscription_id = s.id AND x.status = ? AND x.next_attempt_at <= ?"
+            " AND (x.lease_until IS NULL OR x.lease_until < ?) ORDER BY x.next_attempt_at, x.id LIMIT ?) AS due"
+            f" WHERE s.enabled = 1{not_in}) AND d.status = ? AND (d.lease_until IS NULL OR d.lease_until < ?)"
+            f" ORDER BY d.next_attempt_at LIMIT ?{self.db.skip_locked}) RETURNING *"
+        )
 
     async def record_attempt(
         self,
@@ -230,11 +291,12 @@ class DeliveriesStore(StoreBase):
 
         If the batch fails as a whole, each attempt is recorded alone, so one that cannot be
         written (an attempt id already taken, say) fails by itself, not the others with it. On
-        PostgreSQL a lone attempt is one statement (`_PG_RECORD_ATTEMPT`).
+        PostgreSQL a batch is one statement (`_PG_RECORD_BATCH`), unless it holds two attempts at
+        one delivery (a statement cannot update a row twice).
         """
         try:
-            if len(batch) == 1 and self.db.dialect == "postgres":
-                return [await self._record_attempt_pg(batch[0])]
+            if self.db.dialect == "postgres" and len({r.delivery.id for r in batch}) == len(batch):
+                return list(await self._record_batch_pg(batch))
             return list(await self._record_many(batch))
         except Exception as exc:
             if len(batch) == 1:
@@ -242,12 +304,10 @@ class DeliveriesStore(StoreBase):
             return [result for r in batch for result in await self.write_attempts([r])]
 
     async def _record_many(self, batch: list[Recorded]) -> list[str]:
-        """The portable version (SQLite always, PostgreSQL for batches): each statement run once
-        over the whole batch. Rows are written in delivery-id order, then subscriptions in id
-        order (each subscription's attempts in batch order): every transaction locks rows in the
-        same order, so none deadlock."""
+        """The portable version: each statement run once over the whole batch. Rows are written
+        in delivery-id order, then subscriptions in id order (each subscription's attempts in
+        batch order): every transaction locks rows in the same order, so none deadlock."""
         in_order = sorted(batch, key=lambda r: r.delivery.id)
-        by_subscription = sorted(batch, key=lambda r: r.delivery.subscription_id)
         updated = time.time()
         async with self.db.transaction() as tx:
             await tx.executemany(_INSERT_ATTEMPT, [_attempt_row(r.attempt) for r in in_order])
@@ -259,33 +319,33 @@ class DeliveriesStore(StoreBase):
                 f"SELECT id, status FROM deliveries WHERE id IN {placeholders(len(batch))}",
                 *(r.delivery.id for r in in_order),
             )
-            per_subscription: dict[str, list[Recorded]] = {}
-            for r in by_subscription:
-                per_subscription.setdefault(r.delivery.subscription_id, []).append(r)
+            per_subscription = _per_subscription(batch)
             await tx.executemany(_UPDATE_HEALTH, [_health_row(sid, rs) for sid, rs in per_subscription.items()])
-            gone = [r for r in by_subscription if r.disable_reason is not None]
+            gone = [r for rs in per_subscription.values() for r in rs if r.disable_reason is not None]
             if gone:
                 await tx.executemany(_DISABLE, [_disable_row(r) for r in gone])
         stored = {row["id"]: str(row["status"]) for row in rows}
         return [stored.get(r.delivery.id, r.status) for r in batch]
 
-    async def _record_attempt_pg(self, r: Recorded) -> str:
-        autocommit = getattr(self.db, "autocommit", None)  # one statement: its own transaction
-        single = autocommit() if autocommit is not None else self.db.transaction()
-        async with single as db:
+    async def _record_batch_pg(self, batch: list[Recorded]) -> list[str]:
+        attempts = list(zip(*(_attempt_row(r.attempt) for r in batch), strict=True))
+        health: list[tuple[object, ...]] = []
+        for sid, rs in _per_subscription(batch).items():
+            mode, since = _health_row(sid, rs)[:2]
+            gone = next((r for r in rs if r.disable_reason is not None), None)
+            reason, at = (gone.disable_reason, gone.attempt.attempted_at) if gone else (None, None)
+            health.append((sid, mode, since, reason, at))
+        async with self._autocommit() as db:  # one statement: its own transaction
             rows = await db.fetch(
-                _PG_RECORD_ATTEMPT,
-                *_attempt_row(r.attempt),
-                r.status,
-                r.next_attempt_at,
+                _PG_RECORD_BATCH,
+                *(list(column) for column in attempts),
+                [r.status for r in batch],
+                [r.next_attempt_at for r in batch],
                 time.time(),
-                r.delivery.id,
-                r.status == DLV_SUCCEEDED,
-                r.disable_reason,
-                r.delivery.subscription_id,
+                *(list(column) for column in zip(*health, strict=True)),
             )
-        stored = rows[0]["status"]
-        return str(stored) if stored is not None else r.status
+        stored = {row["id"]: str(row["status"]) for row in rows}
+        return [stored.get(r.delivery.id, r.status) for r in batch]
 
     async def release_delivery(self, delivery_id: str) -> None:
         """Give a claimed delivery back without an attempt (the worker is stopping)."""

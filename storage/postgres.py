@@ -99,6 +99,9 @@ class PostgresBackend(Backend):
         self._pool: asyncpg.Pool | None = None
         self._events = {channel: asyncio.Event() for channel in CHANNELS}
         self._listener_task: asyncio.Task[None] | None = None
+        #: server process ids of this pool's connections: their notifications are this process's
+        #: own writes, whose workers are woken directly (`Processor.wake`, `Fanout.wake`)
+        self._own_pids: set[int] = set()
 
     async def connect(self) -> None:
         with _unavailable_on_connection_errors():
@@ -111,7 +114,13 @@ class PostgresBackend(Backend):
                 max_inactive_connection_lifetime=300,
                 statement_cache_size=STATEMENT_CACHE,
                 reset=_keep_session,
+                init=self._adopt,
             )
+
+    async def _adopt(self, conn: asyncpg.Connection) -> None:
+        pid = conn.get_server_pid()
+        self._own_pids.add(pid)
+        conn.add_termination_listener(lambda _conn: self._own_pids.discard(pid))
 
     async def close(self) -> None:
         if self._listener_task is not None:
@@ -187,6 +196,10 @@ class PostgresBackend(Backend):
         event.clear()
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        if pid in self._own_pids:
+            # written by this process: it woke its own workers already, and waking them again
+            # would only cost an empty claim
+            return
         name = channel.removeprefix("callboard_")
         if name in self._events:
             self._events[name].set()

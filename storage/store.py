@@ -7,16 +7,16 @@ default) or `postgresql://…`. Everything above this package talks to `Store` o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from storage.backend import Backend
 from storage.batching import GroupCommit
 from storage.callbacks import CallbacksStore
-from storage.deliveries import DeliveriesStore
+from storage.deliveries import ClaimedBatch, DeliveriesStore
 from storage.events import EventsStore
 from storage.jobs import JobsStore
 from storage.prune import PruneStore
-from storage.records import IngestResult, NewCallback
+from storage.records import Callback, IngestResult, Job, NewCallback
 from storage.subscriptions import SubscriptionsStore
 
 
@@ -30,6 +30,32 @@ class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, Deliveri
         if self._ingest is None:
             self._ingest = GroupCommit(self.write_callbacks)
         return await self._ingest.submit(callback)
+
+    async def claim_callbacks_with_jobs(
+        self, *, now: float, lease: float, limit: int
+    ) -> tuple[list[Callback], dict[str, Job]]:
+        """`claim_callbacks`, with the jobs the claimed callbacks name, by id (missing ones left out)."""
+        if self.db.dialect == "postgres":
+            return await self._claim_callbacks_with_jobs_pg(now=now, lease=lease, limit=limit)
+        claimed = await self.claim_callbacks(now=now, lease=lease, limit=limit)
+        return claimed, await self.get_jobs(sorted({c.job_id for c in claimed if c.job_id}))
+
+    async def claim_batch(
+        self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str] = ()
+    ) -> ClaimedBatch:
+        """`claim_deliveries`, with the claimed deliveries' events and enabled subscriptions."""
+        if self.db.dialect == "postgres":
+            return await self._claim_batch_pg(
+                now=now, lease=lease, limit=limit, per_subscription=per_subscription, exclude=exclude
+            )
+        deliveries = await self.claim_deliveries(
+            now=now, lease=lease, limit=limit, per_subscription=per_subscription, exclude=exclude
+        )
+        if not deliveries:
+            return ClaimedBatch([], {}, {})
+        events = await self.get_events(list({d.event_id for d in deliveries}))
+        subscriptions = {s.id: s for s in await self.enabled_subscriptions()}
+        return ClaimedBatch(deliveries, events, subscriptions)
 
     async def ping(self) -> None:
         async with self.db.read() as db:

@@ -49,3 +49,33 @@ async def test_a_claim_is_capped_per_subscription_and_skips_disabled_excluded_an
     assert await store.claim_deliveries(now=now - 3600, lease=60, limit=10, per_subscription=5) == []
     again = await store.claim_deliveries(now=later, lease=60, limit=10, per_subscription=5)
     assert sorted(d.id for d in again) == sorted(by_sub[c])
+
+
+async def test_a_claimed_batch_carries_each_event_and_subscription_once_per_id(store: Store) -> None:
+    """`claim_batch` (one statement on PostgreSQL) claims what `claim_deliveries` claims and reads
+    the events and subscriptions the worker needs to send them."""
+    a, b = await subscription(store), await subscription(store)
+    finished = []
+    for _ in range(3):
+        done = finish(await new_job(store), None, [a, b])
+        assert await store.finish_job(done)
+        finished.append(done)
+    now = time.time() + 1
+
+    batch = await store.claim_batch(now=now, lease=60, limit=4, per_subscription=2)
+    assert len(batch.deliveries) == 4
+    assert [d.next_attempt_at for d in batch.deliveries] == sorted(d.next_attempt_at for d in batch.deliveries)
+    claimed_events = {d.event_id for d in batch.deliveries}
+    assert set(batch.events) == claimed_events
+    for done in finished:
+        if done.event.id in claimed_events:
+            assert batch.events[done.event.id].payload == done.event.payload
+            assert batch.events[done.event.id].metadata == done.event.metadata
+    assert set(batch.subscriptions) == {a, b}
+    stored_a = await store.get_subscription(a)
+    assert stored_a is not None and batch.subscriptions[a] == stored_a
+
+    rest = await store.claim_batch(now=now, lease=60, limit=10, per_subscription=2)
+    assert len(rest.deliveries) == 2 and set(rest.events) == {d.event_id for d in rest.deliveries}
+    empty = await store.claim_batch(now=now, lease=60, limit=10, per_subscription=2)
+    assert empty.deliveries == [] and empty.events == {} and empty.subscriptions == {}

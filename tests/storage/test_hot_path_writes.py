@@ -191,20 +191,30 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-async def test_writes_wake_the_processes_waiting_for_work(postgres_url: str) -> None:
-    """PostgreSQL: a stored batch NOTIFYs `callbacks`, a finished job with subscribers `deliveries`
-    (SQLite has no other process to wake; its loops poll and are woken in-process)."""
-    async with open_store(postgres_url) as store:
-        job_id = await new_job(store)
-        sub_id = await subscription(store)
-        for channel in ("callbacks", "deliveries"):
-            await store.db.wait_for_work(channel, 0.5)  # the listener starts, sets both events once
-        waiting = {c: asyncio.ensure_future(store.db.wait_for_work(c, 30)) for c in ("callbacks", "deliveries")}
+async def test_writes_wake_the_other_processes_waiting_for_work(postgres_url: str) -> None:
+    """PostgreSQL: a stored batch NOTIFYs `callbacks`, a finished job with subscribers `deliveries`,
+    and that wakes the other processes' loops (another store here: another pool, another listener).
+    A process's own writes do not wake it through the database: it wakes its loops directly, and a
+    second wake-up would only cost an empty claim. (SQLite has no other process to wake; its loops
+    poll and are woken in-process.)"""
+    async with open_store(postgres_url) as writer, open_store(postgres_url) as other:
+        job_id = await new_job(writer)
+        sub_id = await subscription(writer)
+        for store in (writer, other):
+            for channel in ("callbacks", "deliveries"):
+                await store.db.wait_for_work(channel, 0.5)  # the listener starts, sets both events once
+        channels = ("callbacks", "deliveries")
+        waiting = {c: asyncio.ensure_future(other.db.wait_for_work(c, 30)) for c in channels}
+        own = {c: asyncio.ensure_future(writer.db.wait_for_work(c, 30)) for c in channels}
         await asyncio.sleep(0.2)
         started = time.monotonic()
         cb = callback(job_id, "wake")
-        await store.write_callbacks([cb])
+        await writer.write_callbacks([cb])
         await asyncio.wait_for(waiting["callbacks"], timeout=10)
-        await store.finish_job(finish(job_id, cb.id, [sub_id]))
+        await writer.finish_job(finish(job_id, cb.id, [sub_id]))
         await asyncio.wait_for(waiting["deliveries"], timeout=10)
         assert time.monotonic() - started < 10
+        await asyncio.sleep(0.5)  # the writer's listener got the same notifications by now
+        assert not any(w.done() for w in own.values())
+        for w in own.values():
+            w.cancel()

@@ -161,6 +161,21 @@ async def test_claims_follow_arrival_order_and_limit(store: Store) -> None:
     assert [c.dedupe_key for c in rest] == ["k3", "k4"]
 
 
+async def test_a_claim_with_jobs_reads_each_named_job_once(store: Store) -> None:
+    """`claim_callbacks_with_jobs` (one statement on PostgreSQL) claims in arrival order and reads
+    the jobs the callbacks name; a callback without a job id names none."""
+    job_a, job_b = await new_job(store), await new_job(store)
+    for i, job_id in enumerate((job_a, job_b, job_a, None)):
+        await store.ingest(callback(job_id, f"k{i}", received_at=NOW + i))
+    claimed, jobs = await store.claim_callbacks_with_jobs(now=NOW + 10, lease=60, limit=3)
+    assert [c.dedupe_key for c in claimed] == ["k0", "k1", "k2"]
+    assert set(jobs) == {job_a, job_b}
+    assert jobs[job_a] == await store.get_job(job_a)
+    rest, rest_jobs = await store.claim_callbacks_with_jobs(now=NOW + 10, lease=60, limit=3)
+    assert [c.dedupe_key for c in rest] == ["k3"] and rest_jobs == {}
+    assert await store.claim_callbacks_with_jobs(now=NOW + 10, lease=60, limit=3) == ([], {})
+
+
 async def test_callback_not_yet_due_is_not_claimed(store: Store) -> None:
     job_id = await new_job(store)
     sent = callback(job_id, "k")
