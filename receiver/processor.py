@@ -127,12 +127,11 @@ class Processor:
         """Process one batch of due callbacks; return how many were taken."""
         lease = self.service.settings.processing_lease
         # the jobs the callbacks name come with the claim, rather than a query each
-        claimed, jobs = await self.service.store.claim_callbacks_with_jobs(
-            now=self.clock(), lease=lease, limit=self.batch
-        )
+        batch = await self.service.store.claim_callback_batch(now=self.clock(), lease=lease, limit=self.batch)
+        claimed, jobs = batch.callbacks, batch.jobs
         if not claimed:
             return 0
-        await self.fanout.refresh()
+        await self.fanout.refresh(batch.subscriptions_version)
         # callbacks of one job in arrival order; different jobs concurrently
         by_job: dict[str, list[Callback]] = {}
         for cb in claimed:

@@ -223,7 +223,7 @@ class DeliveryWorker:
         if room <= 0:
             return 0
         limit = min(room, self.config.batch)
-        batch = await self.store.claim_batch(
+        batch = await self.store.claim_delivery_batch(
             now=now,
             lease=self.config.lease,
             limit=limit,

@@ -14,6 +14,7 @@ statement, NOTIFY, COMMIT), which is what a PostgreSQL server short of CPU makes
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from storage import _rows
@@ -139,6 +140,22 @@ SELECT (SELECT count(*) FROM transcript) AS inserted, (SELECT count(*) FROM job)
 """
 
 
+#: the counter that migration 0003's triggers bump when a change to `subscriptions` can change
+#: which of them an event goes to
+SUBSCRIPTIONS_VERSION_KEY = "subscriptions_version"
+SUBSCRIPTIONS_VERSION = "SELECT value FROM meta WHERE key = ?"
+
+
+@dataclass(frozen=True)
+class ClaimedCallbacks:
+    """Claimed callbacks in arrival order, the jobs they name by id (missing ones left out), and
+    the subscriptions' version as of the claim (None when there was nothing to claim)."""
+
+    callbacks: list[Callback]
+    jobs: dict[str, Job]
+    subscriptions_version: str | None
+
+
 _CLAIM_CALLBACKS = (
     "UPDATE callbacks SET lease_until = ?, attempts = attempts + 1 WHERE id IN ("
     " SELECT id FROM callbacks WHERE status = ? AND next_attempt_at <= ?"
@@ -221,23 +238,24 @@ class CallbacksStore(StoreBase):
             rows = await tx.fetch(claim, now + lease, CB_PENDING, now, now, limit)
         return _arrival_order(rows)
 
-    async def _claim_callbacks_with_jobs_pg(
-        self, *, now: float, lease: float, limit: int
-    ) -> tuple[list[Callback], dict[str, Job]]:
+    async def _claim_callback_batch_pg(self, *, now: float, lease: float, limit: int) -> ClaimedCallbacks:
         """`claim_callbacks` and, in the same statement, the jobs the callbacks name (each on the
-        first row of its callbacks). One round trip instead of two."""
+        first row of its callbacks) and the subscriptions' version. One round trip instead of three."""
         async with self._autocommit() as db:
             rows = await db.fetch(
                 f"WITH claimed AS ({_CLAIM_CALLBACKS.format(skip_locked=self.db.skip_locked)})"
-                " SELECT c.*, CASE WHEN row_number() OVER (PARTITION BY c.job_id ORDER BY c.id) = 1 THEN j END AS job"
+                " SELECT c.*, CASE WHEN row_number() OVER (PARTITION BY c.job_id ORDER BY c.id) = 1 THEN j END AS job,"
+                f" ({SUBSCRIPTIONS_VERSION}) AS subscriptions_version"
                 " FROM claimed c LEFT JOIN jobs j ON j.id = c.job_id",
                 now + lease,
                 CB_PENDING,
                 now,
                 now,
                 limit,
+                SUBSCRIPTIONS_VERSION_KEY,
             )
-        return _arrival_order(rows), {r["job"]["id"]: _rows.job(r["job"]) for r in rows if r["job"] is not None}
+        jobs = {r["job"]["id"]: _rows.job(r["job"]) for r in rows if r["job"] is not None}
+        return ClaimedCallbacks(_arrival_order(rows), jobs, rows[0]["subscriptions_version"] if rows else None)
 
     async def retry_callback(self, callback_id: str, *, error: str, next_attempt_at: float) -> None:
         async with self.db.transaction() as tx:

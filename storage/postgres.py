@@ -168,9 +168,7 @@ class PostgresBackend(Backend):
             for version, name, sql in migration_files(self.dialect):
                 if version in done:
                     continue
-                for statement in (s.strip() for s in sql.split(";")):
-                    if statement:
-                        await tx.execute(statement)
+                await tx.execute(sql)  # the whole script (simple query protocol: several statements)
                 await tx.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     version,

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Sequence
 
 from storage.backend import Backend
 from storage.batching import GroupCommit
-from storage.callbacks import CallbacksStore
+from storage.callbacks import SUBSCRIPTIONS_VERSION_KEY, CallbacksStore, ClaimedCallbacks
 from storage.deliveries import ClaimedBatch, DeliveriesStore
 from storage.events import EventsStore
 from storage.jobs import JobsStore
 from storage.prune import PruneStore
-from storage.records import Callback, IngestResult, Job, NewCallback
+from storage.records import IngestResult, NewCallback
 from storage.subscriptions import SubscriptionsStore
 
 
@@ -31,16 +31,23 @@ class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, Deliveri
             self._ingest = GroupCommit(self.write_callbacks)
         return await self._ingest.submit(callback)
 
-    async def claim_callbacks_with_jobs(
-        self, *, now: float, lease: float, limit: int
-    ) -> tuple[list[Callback], dict[str, Job]]:
-        """`claim_callbacks`, with the jobs the claimed callbacks name, by id (missing ones left out)."""
+    async def claim_callback_batch(self, *, now: float, lease: float, limit: int) -> ClaimedCallbacks:
+        """`claim_callbacks`, with the jobs the claimed callbacks name and the subscriptions'
+        version (see migration 0003) as of the claim."""
         if self.db.dialect == "postgres":
-            return await self._claim_callbacks_with_jobs_pg(now=now, lease=lease, limit=limit)
+            return await self._claim_callback_batch_pg(now=now, lease=lease, limit=limit)
         claimed = await self.claim_callbacks(now=now, lease=lease, limit=limit)
-        return claimed, await self.get_jobs(sorted({c.job_id for c in claimed if c.job_id}))
+        if not claimed:
+            return ClaimedCallbacks([], {}, None)
+        jobs = await self.get_jobs(sorted({c.job_id for c in claimed if c.job_id}))
+        return ClaimedCallbacks(claimed, jobs, await self.subscriptions_version())
 
-    async def claim_batch(
+    async def subscriptions_version(self) -> str | None:
+        """A value that changes whenever a subscription is added, removed, enabled or disabled,
+        or its event types or filter change (None on a database not migrated that far)."""
+        return await self.get_meta(SUBSCRIPTIONS_VERSION_KEY)
+
+    async def claim_delivery_batch(
         self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str] = ()
     ) -> ClaimedBatch:
         """`claim_deliveries`, with the claimed deliveries' events and enabled subscriptions."""

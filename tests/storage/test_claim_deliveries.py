@@ -52,7 +52,7 @@ async def test_a_claim_is_capped_per_subscription_and_skips_disabled_excluded_an
 
 
 async def test_a_claimed_batch_carries_each_event_and_subscription_once_per_id(store: Store) -> None:
-    """`claim_batch` (one statement on PostgreSQL) claims what `claim_deliveries` claims and reads
+    """`claim_delivery_batch` (one statement on PostgreSQL) claims what `claim_deliveries` claims and reads
     the events and subscriptions the worker needs to send them."""
     a, b = await subscription(store), await subscription(store)
     finished = []
@@ -62,7 +62,7 @@ async def test_a_claimed_batch_carries_each_event_and_subscription_once_per_id(s
         finished.append(done)
     now = time.time() + 1
 
-    batch = await store.claim_batch(now=now, lease=60, limit=4, per_subscription=2)
+    batch = await store.claim_delivery_batch(now=now, lease=60, limit=4, per_subscription=2)
     assert len(batch.deliveries) == 4
     assert [d.next_attempt_at for d in batch.deliveries] == sorted(d.next_attempt_at for d in batch.deliveries)
     claimed_events = {d.event_id for d in batch.deliveries}
@@ -75,7 +75,7 @@ async def test_a_claimed_batch_carries_each_event_and_subscription_once_per_id(s
     stored_a = await store.get_subscription(a)
     assert stored_a is not None and batch.subscriptions[a] == stored_a
 
-    rest = await store.claim_batch(now=now, lease=60, limit=10, per_subscription=2)
+    rest = await store.claim_delivery_batch(now=now, lease=60, limit=10, per_subscription=2)
     assert len(rest.deliveries) == 2 and set(rest.events) == {d.event_id for d in rest.deliveries}
-    empty = await store.claim_batch(now=now, lease=60, limit=10, per_subscription=2)
+    empty = await store.claim_delivery_batch(now=now, lease=60, limit=10, per_subscription=2)
     assert empty.deliveries == [] and empty.events == {} and empty.subscriptions == {}

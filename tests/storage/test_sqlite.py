@@ -172,7 +172,11 @@ async def test_migrations_are_idempotent(url: str) -> None:
     backend = SQLiteBackend(url)
     await backend.connect()
     try:
-        assert await backend.migrate() == ["0001_initial", "0002_deliveries_due_per_subscription"]
+        assert await backend.migrate() == [
+            "0001_initial",
+            "0002_deliveries_due_per_subscription",
+            "0003_subscriptions_version",
+        ]
         assert await backend.migrate() == []
     finally:
         await backend.close()
@@ -181,6 +185,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
     assert rows(url, "SELECT version, name FROM schema_migrations") == [
         (1, "0001_initial"),
         (2, "0002_deliveries_due_per_subscription"),
+        (3, "0003_subscriptions_version"),
     ]
 
 

@@ -161,19 +161,21 @@ async def test_claims_follow_arrival_order_and_limit(store: Store) -> None:
     assert [c.dedupe_key for c in rest] == ["k3", "k4"]
 
 
-async def test_a_claim_with_jobs_reads_each_named_job_once(store: Store) -> None:
-    """`claim_callbacks_with_jobs` (one statement on PostgreSQL) claims in arrival order and reads
-    the jobs the callbacks name; a callback without a job id names none."""
+async def test_a_claimed_batch_of_callbacks_reads_each_named_job_once(store: Store) -> None:
+    """`claim_callback_batch` (one statement on PostgreSQL) claims in arrival order and reads the
+    jobs the callbacks name (a callback without a job id names none) and the subscriptions' version."""
     job_a, job_b = await new_job(store), await new_job(store)
     for i, job_id in enumerate((job_a, job_b, job_a, None)):
         await store.ingest(callback(job_id, f"k{i}", received_at=NOW + i))
-    claimed, jobs = await store.claim_callbacks_with_jobs(now=NOW + 10, lease=60, limit=3)
-    assert [c.dedupe_key for c in claimed] == ["k0", "k1", "k2"]
-    assert set(jobs) == {job_a, job_b}
-    assert jobs[job_a] == await store.get_job(job_a)
-    rest, rest_jobs = await store.claim_callbacks_with_jobs(now=NOW + 10, lease=60, limit=3)
-    assert [c.dedupe_key for c in rest] == ["k3"] and rest_jobs == {}
-    assert await store.claim_callbacks_with_jobs(now=NOW + 10, lease=60, limit=3) == ([], {})
+    batch = await store.claim_callback_batch(now=NOW + 10, lease=60, limit=3)
+    assert [c.dedupe_key for c in batch.callbacks] == ["k0", "k1", "k2"]
+    assert set(batch.jobs) == {job_a, job_b}
+    assert batch.jobs[job_a] == await store.get_job(job_a)
+    assert batch.subscriptions_version == await store.subscriptions_version() is not None
+    rest = await store.claim_callback_batch(now=NOW + 10, lease=60, limit=3)
+    assert [c.dedupe_key for c in rest.callbacks] == ["k3"] and rest.jobs == {}
+    empty = await store.claim_callback_batch(now=NOW + 10, lease=60, limit=3)
+    assert empty.callbacks == [] and empty.jobs == {} and empty.subscriptions_version is None
 
 
 async def test_callback_not_yet_due_is_not_claimed(store: Store) -> None:
@@ -297,10 +299,14 @@ async def test_exactly_full_last_page_has_no_next_cursor(store: Store) -> None:
 
 async def test_migrations_are_idempotent(database_url: str) -> None:
     async with open_store(database_url, migrate=False) as store:
-        assert await store.db.migrate() == ["0001_initial", "0002_deliveries_due_per_subscription"]
+        assert await store.db.migrate() == [
+            "0001_initial",
+            "0002_deliveries_due_per_subscription",
+            "0003_subscriptions_version",
+        ]
         assert await store.db.migrate() == []
     async with open_store(database_url) as store:
         await store.ping()
         async with store.db.read() as db:
             versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
