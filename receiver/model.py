@@ -85,6 +85,9 @@ def speaker_label(value: object) -> str | None:
 
 def seconds(value: object, *, scale: float = 1.0) -> float | None:
     """A time as float seconds; `scale=1000` for providers that count milliseconds."""
+    kind = type(value)
+    if kind is float or kind is int:  # the common case first (bool, a subclass of int, is not)
+        return round(value / scale, 3)  # type: ignore[operator]
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
