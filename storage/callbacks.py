@@ -20,6 +20,7 @@ from typing import Any
 from storage import _rows
 from storage._base import StoreBase
 from storage.backend import Executor, placeholders
+from storage.batching import GroupCommit
 from storage.records import (
     CB_DONE,
     CB_FAILED,
@@ -94,49 +95,61 @@ UNION ALL SELECT 'known', id FROM known
 UNION ALL SELECT 'woken', NULL FROM woken
 """
 
-_PG_FINISH_JOB = """
-WITH transcript AS (
+#: `finish_job` on PostgreSQL for a batch of jobs (distinct), in one statement: the portable
+#: version's statements (and BEGIN, COMMIT) for every job of the batch at once. Returns the ids of
+#: the jobs whose transcript was inserted (the others had finished already).
+_PG_FINISH_JOBS = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::float8[], $12::bytea[], $13::text[], $14::text[])
+        AS i (transcript_id, job_id, job_status, body, event_id, event_type, event_job_id, event_transcript_id,
+              provider, metadata, event_created_at, payload, error, callback_id)
+),
+transcript AS (
     INSERT INTO transcripts (id, job_id, status, body, created_at)
-    VALUES ($1::text, $2::text, $3::text, $4::bytea, $5::float8)
+    SELECT transcript_id, job_id, job_status, body, $15::float8 FROM input
     ON CONFLICT (job_id) DO NOTHING
-    RETURNING id
+    RETURNING job_id
 ),
 event AS (
     INSERT INTO events (id, type, job_id, transcript_id, provider, metadata, created_at, payload)
-    SELECT $6::text, $7::text, $8::text, $9::text, $10::text, $11::text, $12::float8, $13::bytea
-    WHERE EXISTS (SELECT 1 FROM transcript)
+    SELECT i.event_id, i.event_type, i.event_job_id, i.event_transcript_id, i.provider, i.metadata,
+           i.event_created_at, i.payload
+    FROM input i JOIN transcript t ON t.job_id = i.job_id
     RETURNING id
 ),
 delivery AS (
     INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index,
                             next_attempt_at, created_at, updated_at)
-    SELECT d.id, $6::text, d.subscription_id, $14::text, 0, 0, $5::float8, $5::float8, $5::float8
-    FROM unnest($15::text[], $16::text[]) AS d (id, subscription_id)
-    WHERE EXISTS (SELECT 1 FROM event)
+    SELECT d.id, d.event_id, d.subscription_id, $19::text, 0, 0, $15::float8, $15::float8, $15::float8
+    FROM unnest($16::text[], $17::text[], $18::text[]) AS d (id, event_id, subscription_id)
+    WHERE d.event_id IN (SELECT id FROM event)
       AND d.subscription_id IN (SELECT id FROM subscriptions WHERE enabled = 1)
     ON CONFLICT (event_id, subscription_id) DO NOTHING
     RETURNING id
 ),
 job AS (
-    UPDATE jobs SET status = $3::text, error = $17::text, completed_at = $5::float8, updated_at = $5::float8,
-                    reconcile_at = NULL
-    WHERE id = $2::text AND EXISTS (SELECT 1 FROM transcript)
-    RETURNING id
+    UPDATE jobs j SET status = i.job_status, error = i.error, completed_at = $15::float8,
+                      updated_at = $15::float8, reconcile_at = NULL
+    FROM input i JOIN transcript t ON t.job_id = i.job_id
+    WHERE j.id = i.job_id
+    RETURNING j.id
 ),
 callback AS (
-    UPDATE callbacks SET
-        status = CASE WHEN EXISTS (SELECT 1 FROM transcript) THEN $18::text ELSE $19::text END,
-        processed_at = $5::float8, lease_until = NULL,
-        last_error = CASE WHEN EXISTS (SELECT 1 FROM transcript) THEN NULL ELSE $20::text END
-    WHERE id = $21::text
-    RETURNING id
+    UPDATE callbacks c SET
+        status = CASE WHEN t.job_id IS NOT NULL THEN $20::text ELSE $21::text END,
+        processed_at = $15::float8, lease_until = NULL,
+        last_error = CASE WHEN t.job_id IS NOT NULL THEN NULL ELSE $22::text END
+    FROM input i LEFT JOIN transcript t ON t.job_id = i.job_id
+    WHERE c.id = i.callback_id
+    RETURNING c.id
 ),
 woken AS (
-    SELECT pg_notify('callboard_deliveries', '') WHERE $22::boolean AND EXISTS (SELECT 1 FROM transcript)
+    SELECT pg_notify('callboard_deliveries', '') WHERE EXISTS (SELECT 1 FROM delivery)
 )
-SELECT (SELECT count(*) FROM transcript) AS inserted, (SELECT count(*) FROM job) AS jobs,
-       (SELECT count(*) FROM callback) AS callbacks, (SELECT count(*) FROM delivery) AS deliveries,
+SELECT job_id, (SELECT count(*) FROM job) AS jobs, (SELECT count(*) FROM callback) AS callbacks,
        (SELECT count(*) FROM woken) AS woken
+FROM transcript
 """
 
 
@@ -182,6 +195,8 @@ def _results(batch: list[NewCallback], stored: set[str], known: set[str]) -> lis
 
 
 class CallbacksStore(StoreBase):
+    _finishes: GroupCommit[Finish, bool | Exception] | None = None
+
     async def write_callbacks(self, batch: list[NewCallback]) -> list[IngestResult]:
         """Store a batch in one transaction (the group-commit flush). Results are in batch order."""
         if self.db.dialect == "postgres":
@@ -301,7 +316,13 @@ class CallbacksStore(StoreBase):
         now = time.time()
         ev = finish.event
         if self.db.dialect == "postgres":
-            return await self._finish_job_pg(finish, now)
+            # concurrent finishes share one statement (group commit)
+            if self._finishes is None:
+                self._finishes = GroupCommit(self.write_finishes)
+            result = await self._finishes.submit(finish)
+            if isinstance(result, Exception):
+                raise result
+            return result
         async with self.db.transaction() as tx:
             inserted = await tx.fetch(
                 "INSERT INTO transcripts (id, job_id, status, body, created_at) VALUES (?, ?, ?, ?, ?)"
@@ -341,31 +362,46 @@ class CallbacksStore(StoreBase):
                 await self.db.notify(tx, "deliveries")
         return bool(inserted)
 
-    async def _finish_job_pg(self, finish: Finish, now: float) -> bool:
+    async def write_finishes(self, batch: list[Finish]) -> list[bool | Exception]:
+        """Finish a batch of jobs in one statement (PostgreSQL's group-commit flush), in batch order.
+
+        A batch naming one job twice, or failing as a whole, is written one finish at a time, so
+        one that cannot be written fails by itself.
+        """
+        if len({f.job_id for f in batch}) == len(batch):
+            try:
+                return list(await self._finish_jobs_pg(batch))
+            except Exception as exc:
+                if len(batch) == 1:
+                    return [exc]
+        return [result for f in batch for result in await self.write_finishes([f])]
+
+    async def _finish_jobs_pg(self, batch: list[Finish]) -> list[bool]:
         from storage.ids import new_id
 
-        ev = finish.event
-        sub_ids = list(finish.subscription_ids)
+        now = time.time()
+        columns = list(zip(*(_finish_row(f) for f in batch), strict=True))
+        deliveries = [(new_id("dlv", now), f.event.id, sid) for f in batch for sid in f.subscription_ids]
+        delivery_columns = list(zip(*deliveries, strict=True)) if deliveries else [(), (), ()]
         async with self._autocommit() as db:
             rows = await db.fetch(
-                _PG_FINISH_JOB,
-                finish.transcript_id,
-                finish.job_id,
-                finish.job_status,
-                finish.transcript_body,
+                _PG_FINISH_JOBS,
+                *(list(column) for column in columns),
                 now,
-                *_event_row(ev),
+                *(list(column) for column in delivery_columns),
                 DLV_PENDING,
-                [new_id("dlv", now) for _ in sub_ids],
-                sub_ids,
-                _rows.dumps(finish.error) if finish.error is not None else None,
                 CB_DONE,
                 CB_IGNORED,
                 "the job had already finished",
-                finish.callback_id,
-                bool(sub_ids),
             )
-        return bool(rows[0]["inserted"])
+        inserted = {r["job_id"] for r in rows}
+        return [f.job_id in inserted for f in batch]
+
+
+def _finish_row(f: Finish) -> tuple[object, ...]:
+    """A finish's columns, in the order of `_PG_FINISH_JOBS`' input."""
+    error = _rows.dumps(f.error) if f.error is not None else None
+    return (f.transcript_id, f.job_id, f.job_status, f.transcript_body, *_event_row(f.event), error, f.callback_id)
 
 
 async def insert_deliveries(tx: Executor, event_id: str, subscription_ids: list[str], now: float) -> None:

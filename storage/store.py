@@ -93,6 +93,8 @@ class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, Deliveri
             await self._ingest.close()
         if self._attempts is not None:
             await self._attempts.close()
+        if self._finishes is not None:
+            await self._finishes.close()
         await self.db.close()
 
 

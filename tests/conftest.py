@@ -9,7 +9,7 @@ import pytest
 
 from routes.signing import new_secret
 from storage.store import Store, open_store
-from tests.databases import BACKENDS, database
+from tests.databases import BACKENDS, database, postgres_database
 from tests.fakes.assemblyai import AssemblyAIFake
 from tests.fakes.base import running
 from tests.fakes.generic import GenericFake
@@ -32,6 +32,13 @@ def assemblyai_fake() -> Iterator[AssemblyAIFake]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database of each backend: every test that takes it runs on SQLite and on PostgreSQL."""
     with database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, for what only PostgreSQL does."""
+    with postgres_database() as url:
         yield url
 
 

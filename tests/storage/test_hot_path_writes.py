@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import msgspec
-import pytest
 
 from storage.ids import new_id
 from storage.records import (
@@ -27,7 +25,6 @@ from storage.records import (
     NewCallback,
 )
 from storage.store import Store, open_store
-from tests.databases import postgres_database
 
 NOW = 1_800_000_000.0
 
@@ -183,12 +180,6 @@ async def test_a_failed_job_keeps_its_error_and_a_finish_without_callback_or_sub
     assert job is not None and job.status == JOB_FAILED
     assert job.error == {"code": "bad_audio", "message": "no speech"}
     assert await store.deliveries_for_events([done.event.id]) == []
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with postgres_database() as url:
-        yield url
 
 
 async def test_writes_wake_the_other_processes_waiting_for_work(postgres_url: str) -> None:

@@ -1,0 +1,82 @@
+"""Concurrent `finish_job` calls on PostgreSQL share one statement (a group commit).
+
+The batch must write what finishing the jobs one at a time writes, answer each caller for its
+own job, take the one-at-a-time path for a batch that names a job twice, and let a finish that
+cannot be written fail by itself. (SQLite's finishes already share commits through its writer.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from storage.records import CB_DONE, CB_IGNORED, DLV_PENDING, JOB_COMPLETED, JOB_FAILED, Finish
+from storage.store import Store, open_store
+from tests.storage.test_hot_path_writes import NOW, callback, finish, new_job, subscription
+
+
+async def _jobs_with_callbacks(store: Store, n: int) -> list[tuple[str, str]]:
+    out = []
+    for i in range(n):
+        job_id = await new_job(store)
+        cb = callback(job_id, f"k{i}")
+        await store.write_callbacks([cb])
+        out.append((job_id, cb.id))
+    await store.claim_callbacks(now=NOW + 1, lease=60, limit=100)
+    return out
+
+
+async def test_concurrent_finishes_write_what_one_at_a_time_writes(postgres_url: str) -> None:
+    async with open_store(postgres_url) as store:
+        enabled, disabled = await subscription(store), await subscription(store, enabled=False)
+        jobs = await _jobs_with_callbacks(store, 4)
+        already = await new_job(store)
+        assert await store.finish_job(finish(already, None, [enabled]))
+        finishes = [
+            finish(jobs[0][0], jobs[0][1], [enabled, disabled]),
+            finish(jobs[1][0], jobs[1][1], [], failed=True),
+            finish(jobs[2][0], None, [enabled]),
+            finish(already, jobs[3][1], [enabled]),  # finished before: only the callback changes
+        ]
+        answers = await asyncio.gather(*(store.finish_job(f) for f in finishes))
+        assert list(answers) == [True, True, True, False]
+
+        for f, status in zip(finishes[:3], (JOB_COMPLETED, JOB_FAILED, JOB_COMPLETED), strict=True):
+            job = await store.get_job(f.job_id)
+            assert job is not None and job.status == status and job.reconcile_at is None
+            assert job.error == (dict(f.error) if f.error else None)
+            assert await store.get_transcript(f.job_id) == f.transcript_body
+            assert await store.get_event(f.event.id) == f.event
+        deliveries = await store.deliveries_for_events([f.event.id for f in finishes])
+        assert sorted((d.event_id, d.subscription_id, d.status) for d in deliveries) == sorted(
+            [(finishes[0].event.id, enabled, DLV_PENDING), (finishes[2].event.id, enabled, DLV_PENDING)]
+        )
+        assert await store.get_event(finishes[3].event.id) is None
+        done, ignored = await store.get_callback(jobs[0][1]), await store.get_callback(jobs[3][1])
+        assert done is not None and done.status == CB_DONE and done.last_error is None
+        assert ignored is not None and ignored.status == CB_IGNORED
+        assert ignored.last_error == "the job had already finished"
+
+
+async def test_a_batch_naming_a_job_twice_finishes_it_once(postgres_url: str) -> None:
+    async with open_store(postgres_url) as store:
+        sub = await subscription(store)
+        [(job_id, first_cb)] = await _jobs_with_callbacks(store, 1)
+        first, second = finish(job_id, first_cb, [sub]), finish(job_id, None, [sub])
+        assert await store.write_finishes([first, second]) == [True, False]
+        assert len(await store.deliveries_for_events([first.event.id, second.event.id])) == 1
+
+
+async def test_a_finish_that_cannot_be_written_fails_alone(postgres_url: str) -> None:
+    async with open_store(postgres_url) as store:
+        sub = await subscription(store)
+        jobs = await _jobs_with_callbacks(store, 3)
+        finishes: list[Finish] = [finish(job_id, cb_id, [sub]) for job_id, cb_id in jobs]
+        taken = dataclasses.replace(finishes[1].event, id=finishes[0].event.id)  # an event id already used
+        finishes[1] = dataclasses.replace(finishes[1], event=taken)
+        answers = await store.write_finishes(finishes)
+        assert answers[0] is True and answers[2] is True
+        assert isinstance(answers[1], Exception)
+        untouched = await store.get_job(jobs[1][0])
+        assert untouched is not None and untouched.status != JOB_COMPLETED
+        assert await store.get_transcript(jobs[1][0]) is None
