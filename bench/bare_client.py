@@ -38,7 +38,9 @@ def headers(key: bytes, msg_id: str, body: bytes) -> dict[str, str]:
     }
 
 
-async def drive(post: Post, urls: list[str], keys: list[bytes], payload: bytes, events: int, concurrency: int) -> float:
+async def drive(
+    post: Post, urls: list[str], keys: list[bytes], payload: bytes, events: int, concurrency: int
+) -> tuple[float, float]:
     async def run(prefix: str, n_events: int) -> tuple[float, float]:
         todo = [(f"evt_{prefix}_{e:06d}", u, k) for e in range(n_events) for u, k in zip(urls, keys, strict=True)]
         todo.reverse()

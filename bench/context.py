@@ -63,6 +63,8 @@ class Context:
     postgres_url: str
     connections: int
     quiet: bool = False
+    #: `--profile`: where py-spy writes each Callboard server's profile (None: not profiled)
+    profile_dir: Path | None = None
     secret_key: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(24))
     webhook_secret: str = field(default_factory=new_secret)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
@@ -98,6 +100,7 @@ class Context:
             self.workdir,
             self.pinning,
             no_worker=no_worker,
+            profile=self.profile_dir,
         )
 
     def worker(self, name: str, database_url: str) -> procs.Process:

@@ -89,7 +89,7 @@ async def _step(
         problems.append(f"{sent['ok'] - len(lat)} events not delivered within {ctx.durations.drain:g} s")
     if sink.bad_signatures:
         problems.append(f"{sink.bad_signatures} deliveries with a bad signature")
-    if summary["count"] and summary["p99"] >= P99_LIMIT_MS:
+    if summary["count"] and (summary["p99"] or 0.0) >= P99_LIMIT_MS:
         problems.append(f"p99 {summary['p99']:.1f} ms ≥ {P99_LIMIT_MS:g} ms")
     generator_limited = achieved < 0.95 * rate
     if generator_limited:

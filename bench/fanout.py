@@ -38,8 +38,8 @@ from bench.stats import median, span_rate, summarize
 from routes.worker import WorkerConfig
 
 _CONFIG = WorkerConfig.__dataclass_fields__
-PER_SUBSCRIPTION = int(_CONFIG["per_subscription"].default)
-MAX_IN_FLIGHT = int(_CONFIG["max_in_flight"].default)
+PER_SUBSCRIPTION: int = _CONFIG["per_subscription"].default  # type: ignore[assignment]
+MAX_IN_FLIGHT: int = _CONFIG["max_in_flight"].default  # type: ignore[assignment]
 
 
 def shape(ctx: Context, mode: str) -> tuple[int, int, int]:
@@ -120,7 +120,7 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
                 one_event = await _single_events(ctx, sink, url_of(server), singles, subscribers) if done else []
     finally:
         await sink.close()
-    result = {
+    result: dict[str, Any] = {
         "subscribers": subscribers,
         "events": events,
         "deliveries": len(received),

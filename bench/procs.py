@@ -9,6 +9,7 @@ generic provider's webhook secret; its working directory is the run's, so no `.e
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,8 +59,11 @@ class Process:
         workdir: Path,
         health_url: str | None,
         pinning: Pinning,
+        profile: Path | None = None,
     ) -> None:
         self.name = name
+        self.profile = profile
+        self.profiler: subprocess.Popen[bytes] | None = None
         self.argv = [*pinning.prefix("server"), *argv]
         self.env = dict(env)
         self.workdir = workdir
@@ -72,6 +76,7 @@ class Process:
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         if self.health_url is None:
+            self._start_profiler()
             return self
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -80,6 +85,7 @@ class Process:
             try:
                 with urllib.request.urlopen(self.health_url, timeout=1) as resp:
                     if resp.status == 200:
+                        self._start_profiler()
                         return self
             except (urllib.error.URLError, OSError):
                 pass
@@ -87,15 +93,33 @@ class Process:
         self.stop()
         raise RuntimeError(f"{self.name} did not become healthy:\n{self.tail()}")
 
+    def _start_profiler(self) -> None:
+        """`--profile`: py-spy samples the process from now until it exits (without pausing it),
+        then writes collapsed stacks, one line per stack with its sample count."""
+        if self.profile is None or self.proc is None:
+            return
+        output = self.profile / f"{self.name}.txt"
+        argv = [py_spy(), "record", "--pid", str(self.proc.pid), "--rate", "250", "--nonblocking"]
+        argv += ["--format", "raw", "--output", str(output)]
+        with open(self.profile / f"{self.name}.py-spy.log", "ab") as log:
+            self.profiler = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
     def stop(self, timeout: float = 30.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+            if self.proc is None or self.proc.poll() is not None:
+                return None if self.proc is None else self.proc.returncode
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        finally:
+            if self.profiler is not None:  # it writes its file once the process is gone
+                try:
+                    self.profiler.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.profiler.kill()
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the process so far (all its threads); None when unknown."""
@@ -124,11 +148,27 @@ class Process:
         self.stop()
 
 
+def py_spy() -> str:
+    """The py-spy executable (`--profile`); FileNotFoundError when it is not installed."""
+    found = shutil.which("py-spy") or (str(BIN / "py-spy") if (BIN / "py-spy").exists() else None)
+    if found is None:
+        raise FileNotFoundError("--profile needs py-spy: .venv/bin/pip install py-spy")
+    return found
+
+
 def callboard_serve(
-    name: str, env: Mapping[str, str], port: int, workdir: Path, pinning: Pinning, *, no_worker: bool = False
+    name: str,
+    env: Mapping[str, str],
+    port: int,
+    workdir: Path,
+    pinning: Pinning,
+    *,
+    no_worker: bool = False,
+    profile: Path | None = None,
 ) -> Process:
     argv = [str(BIN / "callboard"), "serve", "--port", str(port), *(["--no-worker"] if no_worker else [])]
-    return Process(name, argv, env=env, workdir=workdir, health_url=f"http://127.0.0.1:{port}/healthz", pinning=pinning)
+    health = f"http://127.0.0.1:{port}/healthz"
+    return Process(name, argv, env=env, workdir=workdir, health_url=health, pinning=pinning, profile=profile)
 
 
 def callboard_worker(name: str, env: Mapping[str, str], workdir: Path, pinning: Pinning) -> Process:

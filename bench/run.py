@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import shutil
 import sys
@@ -23,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, fanout, ingest, report
+from bench import e2e, fanout, ingest, procs, report
 from bench.context import Context, Durations
 from bench.dbs import DEFAULT_POSTGRES_URL
 from bench.machine import ROOT, Pinning, ensure_wrk, git_commit, loadavg, machine, versions, wrk_version
@@ -54,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     p.add_argument("--keep-workdir", action="store_true", help="keep databases and server logs")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample every Callboard server with py-spy while it runs (needs py-spy); collapsed stacks"
+        " go to OUT/<UTC time>-profiles/, one file per server",
+    )
     return p.parse_args(argv)
 
 
@@ -86,7 +93,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
                     errors,
                     f"ingest {backend}",
                     ctx,
-                    lambda b=backend, c=noop_rps: ingest.callboard(ctx, b, c, workers=False),
+                    functools.partial(ingest.callboard, ctx, backend, noop_rps, workers=False),
                 ),
             }
             if ctx.durations.ingest_with_workers:
@@ -94,10 +101,10 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
                     errors,
                     f"ingest {backend} with workers",
                     ctx,
-                    lambda b=backend, c=noop_rps: ingest.callboard(ctx, b, c, workers=True),
+                    functools.partial(ingest.callboard, ctx, backend, noop_rps, workers=True),
                 )
         if "e2e" in scenarios:
-            r["e2e"] = await _guard(errors, f"end to end {backend}", ctx, lambda b=backend: e2e.run(ctx, b))
+            r["e2e"] = await _guard(errors, f"end to end {backend}", ctx, functools.partial(e2e.run, ctx, backend))
         if "fanout" in scenarios:
             r["fanout"] = {}
             for mode in ("wide", "deep"):
@@ -106,13 +113,13 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
                         errors,
                         f"fan-out ceiling aiohttp {mode} ({backend} run)",
                         ctx,
-                        lambda m=mode: fanout.ceiling(ctx, "aiohttp", m),
+                        functools.partial(fanout.ceiling, ctx, "aiohttp", mode),
                     ),
                     "callboard": await _guard(
                         errors,
                         f"fan-out {mode} {backend}",
                         ctx,
-                        lambda b=backend, m=mode: fanout.run(ctx, b, m),
+                        functools.partial(fanout.run, ctx, backend, mode),
                     ),
                 }
         per_backend[backend] = r
@@ -121,7 +128,9 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         # httpx's pool is quadratic in its size (256 connections take seconds to warm up): --quick skips wide
         modes = ("deep",) if args.quick else ("wide", "deep")
         record["fanout_httpx"] = {
-            mode: await _guard(errors, f"fan-out httpx {mode}", ctx, lambda m=mode: fanout.ceiling(ctx, "httpx", m))
+            mode: await _guard(
+                errors, f"fan-out httpx {mode}", ctx, functools.partial(fanout.ceiling, ctx, "httpx", mode)
+            )
             for mode in modes
         }
     return {"backends": per_backend, "for_the_record": record, "errors": errors}
@@ -140,6 +149,18 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
+    profile_dir = None
+    if args.profile:
+        try:
+            procs.py_spy()
+        except FileNotFoundError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        stamp = dt.datetime.fromtimestamp(started_epoch, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        profile_dir = args.out / f"{stamp}-profiles"
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        log(f"profiles (py-spy, collapsed stacks) in {profile_dir}")
+
     scenarios = args.scenario or list(SCENARIOS)
     wrk = None
     if "ingest" in scenarios and args.loadgen != "python":
@@ -155,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         postgres_url=args.postgres_url,
         connections=args.connections,
         quiet=args.quiet,
+        profile_dir=profile_dir,
     )
     log(f"work directory {workdir}; {pinning.describe()}")
     try:
@@ -173,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         "latencies: wrk's for ingest (closed loop); end to end: sink receive time − send time stamped in the"
         " callback by the open-loop generator (same process, same clock)",
     ]
+    if profile_dir is not None:
+        notes.append(
+            "profiled run (--profile): py-spy sampled every Callboard server from the load core, so its"
+            " figures are not comparable with an unprofiled run's"
+        )
     if wrk is None and "ingest" in scenarios:
         notes.append(
             "wrk was not available: the Python closed-loop generator drove ingest; it is slower than the"
@@ -195,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             "connections": args.connections,
             "durations": ctx.durations.__dict__,
             "notes": notes,
+            "profiles": str(profile_dir) if profile_dir else None,
         },
         **body,
     }

@@ -7,6 +7,7 @@ numbers are for `python -m bench` and `docs/benchmarks.md`.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,24 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     text = md_file.read_text()
     assert text.startswith("# Callboard benchmark")
     assert "| sqlite |" in text
+
+
+def test_profiled_run_writes_a_profile_per_server(tmp_path: Path) -> None:
+    """`--profile`: py-spy samples each Callboard server; its collapsed stacks name our code."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--backend", "sqlite", "--scenario", "fanout", "--quiet",
+         "--profile", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(next(tmp_path.glob("*.json")).read_text())
+    profiles = Path(results["meta"]["profiles"])
+    assert profiles.parent == tmp_path
+    stacks = sorted(profiles.glob("*.txt"))
+    # one per `callboard serve` run, named by its label: deep<n>.txt, wide<n>.txt
+    assert [re.sub(r"\d+\.txt$", "", p.name) for p in stacks] == ["deep", "wide"]
+    for path in stacks:
+        lines = path.read_text().splitlines()
+        assert lines and all(line.rsplit(" ", 1)[1].isdigit() for line in lines)
+        assert any("routes/worker.py" in line for line in lines)  # the delivery worker was sampled
+    assert any("profiled run" in note for note in results["meta"]["notes"])
