@@ -63,3 +63,18 @@ class GroupCommit(Generic[In, Out]):
         self._wakeup.set()
         if self._task is not None:
             await self._task
+
+
+async def write_or_split(
+    batch: list[In], write: Callable[[list[In]], Awaitable[list[Out]]], *, together: bool = True
+) -> list[Out | Exception]:
+    """`write(batch)`, the results in batch order; when it raises (or `together` is false), each
+    item is written alone, so one that cannot be written fails by itself (its result is the
+    exception), not the others with it."""
+    if together or len(batch) == 1:
+        try:
+            return list(await write(batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+    return [result for item in batch for result in await write_or_split([item], write)]

@@ -20,7 +20,7 @@ from typing import Any
 from storage import _rows
 from storage._base import StoreBase
 from storage.backend import Executor, placeholders
-from storage.batching import GroupCommit
+from storage.batching import GroupCommit, write_or_split
 from storage.records import (
     CB_DONE,
     CB_FAILED,
@@ -368,13 +368,8 @@ class CallbacksStore(StoreBase):
         A batch naming one job twice, or failing as a whole, is written one finish at a time, so
         one that cannot be written fails by itself.
         """
-        if len({f.job_id for f in batch}) == len(batch):
-            try:
-                return list(await self._finish_jobs_pg(batch))
-            except Exception as exc:
-                if len(batch) == 1:
-                    return [exc]
-        return [result for f in batch for result in await self.write_finishes([f])]
+        distinct = len({f.job_id for f in batch}) == len(batch)
+        return await write_or_split(batch, self._finish_jobs_pg, together=distinct)
 
     async def _finish_jobs_pg(self, batch: list[Finish]) -> list[bool]:
         from storage.ids import new_id

@@ -16,7 +16,7 @@ from typing import Any
 from storage import _rows
 from storage._base import StoreBase
 from storage.backend import placeholders
-from storage.batching import GroupCommit
+from storage.batching import GroupCommit, write_or_split
 from storage.ids import new_id
 from storage.records import DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Event, Page, Subscription
 
@@ -165,7 +165,7 @@ def _pg_claim_args(
 
 
 @dataclass(frozen=True)
-class ClaimedBatch:
+class ClaimedDeliveries:
     """Claimed deliveries, earliest first, with their events and enabled subscriptions by id (one
     deleted or disabled meanwhile is missing)."""
 
@@ -231,9 +231,9 @@ class DeliveriesStore(StoreBase):
             )
         return _due_order(rows)
 
-    async def _claim_batch_pg(
+    async def _claim_delivery_batch_pg(
         self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str]
-    ) -> ClaimedBatch:
+    ) -> ClaimedDeliveries:
         """`_claim_deliveries_pg` and, in the same statement, what sending needs: each claimed
         event (on the first row of its deliveries) and enabled subscription (on the first row of
         its own). One round trip instead of three."""
@@ -249,7 +249,7 @@ class DeliveriesStore(StoreBase):
             )
         events = {r["event"]["id"]: _rows.event(r["event"]) for r in rows if r["event"] is not None}
         subs = {r["subscription"]["id"]: _rows.subscription(r["subscription"]) for r in rows if r["subscription"]}
-        return ClaimedBatch(_due_order(rows), events, subs)
+        return ClaimedDeliveries(_due_order(rows), events, subs)
 
     def _pg_claim(self, excluded: int) -> str:
         """The PostgreSQL claim (`UPDATE … RETURNING *`), for `_pg_claim_args`."""
@@ -294,14 +294,8 @@ class DeliveriesStore(StoreBase):
         PostgreSQL a batch is one statement (`_PG_RECORD_BATCH`), unless it holds two attempts at
         one delivery (a statement cannot update a row twice).
         """
-        try:
-            if self.db.dialect == "postgres" and len({r.delivery.id for r in batch}) == len(batch):
-                return list(await self._record_batch_pg(batch))
-            return list(await self._record_many(batch))
-        except Exception as exc:
-            if len(batch) == 1:
-                return [exc]
-            return [result for r in batch for result in await self.write_attempts([r])]
+        one_statement = self.db.dialect == "postgres" and len({r.delivery.id for r in batch}) == len(batch)
+        return await write_or_split(batch, self._record_batch_pg if one_statement else self._record_many)
 
     async def _record_many(self, batch: list[Recorded]) -> list[str]:
         """The portable version: each statement run once over the whole batch. Rows are written

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from storage.backend import Backend
 from storage.batching import GroupCommit
 from storage.callbacks import SUBSCRIPTIONS_VERSION_KEY, CallbacksStore, ClaimedCallbacks
-from storage.deliveries import ClaimedBatch, DeliveriesStore
+from storage.deliveries import ClaimedDeliveries, DeliveriesStore
 from storage.events import EventsStore
 from storage.jobs import JobsStore
 from storage.prune import PruneStore
@@ -49,20 +49,20 @@ class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, Deliveri
 
     async def claim_delivery_batch(
         self, *, now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str] = ()
-    ) -> ClaimedBatch:
+    ) -> ClaimedDeliveries:
         """`claim_deliveries`, with the claimed deliveries' events and enabled subscriptions."""
         if self.db.dialect == "postgres":
-            return await self._claim_batch_pg(
+            return await self._claim_delivery_batch_pg(
                 now=now, lease=lease, limit=limit, per_subscription=per_subscription, exclude=exclude
             )
         deliveries = await self.claim_deliveries(
             now=now, lease=lease, limit=limit, per_subscription=per_subscription, exclude=exclude
         )
         if not deliveries:
-            return ClaimedBatch([], {}, {})
+            return ClaimedDeliveries([], {}, {})
         events = await self.get_events(list({d.event_id for d in deliveries}))
         subscriptions = {s.id: s for s in await self.enabled_subscriptions()}
-        return ClaimedBatch(deliveries, events, subscriptions)
+        return ClaimedDeliveries(deliveries, events, subscriptions)
 
     async def ping(self) -> None:
         async with self.db.read() as db:
