@@ -51,6 +51,11 @@ class Backend(abc.ABC):
     def transaction(self) -> AbstractAsyncContextManager[Executor]:
         """A write transaction: committed when the block ends, rolled back on an exception."""
 
+    def autocommit(self) -> AbstractAsyncContextManager[Executor]:
+        """For a write that is one statement: where each statement is its own transaction
+        (PostgreSQL), a connection outside any, saving BEGIN and COMMIT; a transaction elsewhere."""
+        return self.transaction()
+
     @abc.abstractmethod
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""

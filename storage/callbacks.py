@@ -21,6 +21,7 @@ from storage import _rows
 from storage._base import StoreBase
 from storage.backend import Executor, placeholders
 from storage.batching import GroupCommit, write_or_split
+from storage.ids import new_id
 from storage.records import (
     CB_DONE,
     CB_FAILED,
@@ -235,7 +236,7 @@ class CallbacksStore(StoreBase):
 
     async def _write_callbacks_pg(self, batch: list[NewCallback]) -> list[IngestResult]:
         columns = list(zip(*(_insert_row(c)[:11] for c in batch), strict=True))
-        async with self._autocommit() as db:
+        async with self.db.autocommit() as db:
             rows = await db.fetch(_PG_WRITE_CALLBACKS, *(list(col) for col in columns), CB_PENDING)
         stored = {r["id"] for r in rows if r["kind"] == "stored"}
         known = {r["id"] for r in rows if r["kind"] == "known"}
@@ -246,9 +247,7 @@ class CallbacksStore(StoreBase):
             return [r if isinstance(r, IngestResult) else await _explain(db, r) for r in results]
 
     async def claim_callbacks(self, *, now: float, lease: float, limit: int) -> list[Callback]:
-        # one statement: on PostgreSQL it needs no transaction of its own around it
-        single = self._autocommit() if self.db.dialect == "postgres" else self.db.transaction()
-        async with single as tx:
+        async with self.db.autocommit() as tx:  # one statement: no BEGIN/COMMIT around it on PostgreSQL
             claim = _CLAIM_CALLBACKS.format(skip_locked=self.db.skip_locked)
             rows = await tx.fetch(claim, now + lease, CB_PENDING, now, now, limit)
         return _arrival_order(rows)
@@ -256,7 +255,7 @@ class CallbacksStore(StoreBase):
     async def _claim_callback_batch_pg(self, *, now: float, lease: float, limit: int) -> ClaimedCallbacks:
         """`claim_callbacks` and, in the same statement, the jobs the callbacks name (each on the
         first row of its callbacks) and the subscriptions' version. One round trip instead of three."""
-        async with self._autocommit() as db:
+        async with self.db.autocommit() as db:
             rows = await db.fetch(
                 f"WITH claimed AS ({_CLAIM_CALLBACKS.format(skip_locked=self.db.skip_locked)})"
                 " SELECT c.*, CASE WHEN row_number() OVER (PARTITION BY c.job_id ORDER BY c.id) = 1 THEN j END AS job,"
@@ -313,8 +312,6 @@ class CallbacksStore(StoreBase):
 
         Returns False, writing nothing but the callback's state, when the job already has its event.
         """
-        now = time.time()
-        ev = finish.event
         if self.db.dialect == "postgres":
             # concurrent finishes share one statement (group commit)
             if self._finishes is None:
@@ -323,6 +320,8 @@ class CallbacksStore(StoreBase):
             if isinstance(result, Exception):
                 raise result
             return result
+        now = time.time()
+        ev = finish.event
         async with self.db.transaction() as tx:
             inserted = await tx.fetch(
                 "INSERT INTO transcripts (id, job_id, status, body, created_at) VALUES (?, ?, ?, ?, ?)"
@@ -372,13 +371,11 @@ class CallbacksStore(StoreBase):
         return await write_or_split(batch, self._finish_jobs_pg, together=distinct)
 
     async def _finish_jobs_pg(self, batch: list[Finish]) -> list[bool]:
-        from storage.ids import new_id
-
         now = time.time()
         columns = list(zip(*(_finish_row(f) for f in batch), strict=True))
         deliveries = [(new_id("dlv", now), f.event.id, sid) for f in batch for sid in f.subscription_ids]
         delivery_columns = list(zip(*deliveries, strict=True)) if deliveries else [(), (), ()]
-        async with self._autocommit() as db:
+        async with self.db.autocommit() as db:
             rows = await db.fetch(
                 _PG_FINISH_JOBS,
                 *(list(column) for column in columns),
@@ -401,8 +398,6 @@ def _finish_row(f: Finish) -> tuple[object, ...]:
 
 async def insert_deliveries(tx: Executor, event_id: str, subscription_ids: list[str], now: float) -> None:
     """One pending delivery per enabled subscription; an existing (event, subscription) pair is kept."""
-    from storage.ids import new_id
-
     if not subscription_ids:
         return
     rows = await tx.fetch(

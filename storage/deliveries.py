@@ -132,16 +132,20 @@ def _delivery_row(r: Recorded, updated: float) -> tuple[object, ...]:
     return (r.status, r.status, r.status, r.next_attempt_at, code, error, updated, r.delivery.id)
 
 
-def _health_row(sub_id: str, records: list[Recorded]) -> tuple[object, ...]:
-    """One subscription's attempts, in order, as the one update that leaves its health as
-    applying each attempt's update in turn would."""
+def _health(records: list[Recorded]) -> tuple[str, float | None]:
+    """One subscription's attempts, in order, as the one health update (mode, since) that leaves
+    it as applying each attempt's update in turn would."""
     succeeded = [i for i, r in enumerate(records) if r.status == DLV_SUCCEEDED]
     if succeeded and succeeded[-1] == len(records) - 1:
-        mode, since = "clear", None
-    elif succeeded:
-        mode, since = "overwrite", records[succeeded[-1] + 1].attempt.attempted_at
-    else:
-        mode, since = "set", records[0].attempt.attempted_at
+        return "clear", None
+    if succeeded:
+        return "overwrite", records[succeeded[-1] + 1].attempt.attempted_at
+    return "set", records[0].attempt.attempted_at
+
+
+def _health_row(sub_id: str, records: list[Recorded]) -> tuple[object, ...]:
+    """`_health` as the arguments of `_UPDATE_HEALTH`."""
+    mode, since = _health(records)
     return (mode, since, sub_id, mode, mode, mode)
 
 
@@ -225,7 +229,7 @@ class DeliveriesStore(StoreBase):
         """The same claim without ranking the whole backlog: per enabled subscription, its first
         `per_subscription` due rows (LATERAL … LIMIT, a top-N sort), then the portable version's
         re-check, order, limit and SKIP LOCKED. One statement, so no BEGIN/COMMIT around it."""
-        async with self._autocommit() as db:
+        async with self.db.autocommit() as db:
             rows = await db.fetch(
                 self._pg_claim(len(exclude)), *_pg_claim_args(now, lease, limit, per_subscription, exclude)
             )
@@ -238,7 +242,7 @@ class DeliveriesStore(StoreBase):
         event (on the first row of its deliveries) and enabled subscription (on the first row of
         its own). One round trip instead of three."""
         first = "row_number() OVER (PARTITION BY c.{} ORDER BY c.id) = 1"
-        async with self._autocommit() as db:
+        async with self.db.autocommit() as db:
             rows = await db.fetch(
                 f"WITH claimed AS ({self._pg_claim(len(exclude))})"
                 f" SELECT c.*, CASE WHEN {first.format('event_id')} THEN e END AS event,"
@@ -325,11 +329,11 @@ class DeliveriesStore(StoreBase):
         attempts = list(zip(*(_attempt_row(r.attempt) for r in batch), strict=True))
         health: list[tuple[object, ...]] = []
         for sid, rs in _per_subscription(batch).items():
-            mode, since = _health_row(sid, rs)[:2]
+            mode, since = _health(rs)
             gone = next((r for r in rs if r.disable_reason is not None), None)
             reason, at = (gone.disable_reason, gone.attempt.attempted_at) if gone else (None, None)
             health.append((sid, mode, since, reason, at))
-        async with self._autocommit() as db:  # one statement: its own transaction
+        async with self.db.autocommit() as db:  # one statement: its own transaction
             rows = await db.fetch(
                 _PG_RECORD_BATCH,
                 *(list(column) for column in attempts),

@@ -1,9 +1,9 @@
 """Claiming due deliveries, on both backends.
 
 On PostgreSQL the claim takes each enabled subscription's first due rows (LATERAL … LIMIT); on
-SQLite it ranks the due rows per subscription (ROW_NUMBER). The deliveries leased must be the
-same: at most `per_subscription` per endpoint, earliest first, enabled subscriptions only, the
-excluded ones left out, leased rows skipped until their lease runs out, `limit` in all.
+SQLite it finds each subscription's cut-off row by an index range scan. The deliveries leased
+must be the same: at most `per_subscription` per endpoint, earliest first, enabled subscriptions
+only, the excluded ones left out, leased rows skipped until their lease runs out, `limit` in all.
 """
 
 from __future__ import annotations
