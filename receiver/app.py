@@ -19,6 +19,7 @@ from receiver import callbacks, health
 from receiver.api import deliveries, events, jobs, replay, subscriptions
 from receiver.api.common import error_response, json_response
 from receiver.exceptions import CallboardError
+from receiver.fastpath import CallbackFastPath
 from receiver.middleware import AdminAuthMiddleware
 from receiver.openapi import openapi_document
 from receiver.service import open_service
@@ -108,13 +109,16 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> Starlette:
                     await asyncio.gather(*pending, return_exceptions=True)
                 log.info("callboard.stopped")
 
-    handlers: dict[type[Exception] | int, object] = {CallboardError: _callboard_error, HTTPException: _http_error}
+    handlers: dict[type[Exception], object] = {CallboardError: _callboard_error, HTTPException: _http_error}
     for err in _database_errors():
         handlers[err] = _database_error
     token = str(settings.admin_token) if settings.admin_token else None
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(AdminAuthMiddleware, token=token)],
+        middleware=[
+            Middleware(CallbackFastPath, handlers=handlers),  # type: ignore[arg-type]
+            Middleware(AdminAuthMiddleware, token=token),
+        ],
         exception_handlers=handlers,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

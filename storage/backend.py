@@ -23,7 +23,10 @@ class Executor(Protocol):
 
     async def execute(self, sql: str, *args: Any) -> None: ...
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int | None:
+        """Run `sql` once per row; the rows it inserted, updated or deleted in all, where the
+        driver reports it (SQLite), else None."""
+        ...
 
 
 class DatabaseUnavailableError(Exception):

@@ -211,11 +211,12 @@ class CallbacksStore(StoreBase):
                     for r in await tx.fetch(f"SELECT id FROM jobs WHERE id IN {placeholders(len(job_ids))}", *job_ids)
                 }
             accepted = [c for c in batch if c.job_id is None or c.job_id in known]
-            if accepted:
-                await tx.executemany(_INSERT, [_insert_row(c) for c in accepted])
+            inserted = await tx.executemany(_INSERT, [_insert_row(c) for c in accepted]) if accepted else 0
             ids = [c.id for c in accepted]
             stored = set()
-            if ids:
+            if inserted == len(ids):  # the usual case: every accepted callback is new
+                stored = set(ids)
+            elif ids:  # some were duplicates (ON CONFLICT DO NOTHING): which ones
                 stored = {
                     r["id"]
                     for r in await tx.fetch(f"SELECT id FROM callbacks WHERE id IN {placeholders(len(ids))}", *ids)

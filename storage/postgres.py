@@ -84,8 +84,9 @@ class _PgExecutor:
     async def execute(self, sql: str, *args: Any) -> None:
         await self._conn.execute(convert(sql), *args)
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int | None:
         await self._conn.executemany(convert(sql), rows)
+        return None  # asyncpg does not say how many rows changed
 
 
 class PostgresBackend(Backend):

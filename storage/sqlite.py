@@ -69,6 +69,7 @@ class _Connection:
         self.name = name
         self.aio: aiosqlite.Connection | None = None
         self._cost: dict[str, float] = {}  # SQL text → recent seconds per run (moving average)
+        self.changed = 0  # rows the last executemany inserted, updated or deleted
 
     async def open(self, *, busy_handler: bool = True) -> None:
         aio = await aiosqlite.connect(
@@ -117,12 +118,15 @@ class _Connection:
             with contextlib.suppress(BaseException):
                 await future  # nothing else may touch the connection while the thread still uses it
             raise
-        return [] if many else list(result)
+        if many:
+            self.changed = result.rowcount
+            return []
+        return list(result)
 
     def _run(self, sql: str, args: Any, many: bool) -> list[Any]:
         assert self.raw is not None, "backend not connected"
         if many:
-            self.raw.executemany(sql, args)
+            self.changed = self.raw.executemany(sql, args).rowcount
             return []
         return self.raw.execute(sql, args).fetchall()
 
@@ -171,8 +175,9 @@ class _SQLiteExecutor:
     async def execute(self, sql: str, *args: Any) -> None:
         await self._conn.run(sql, args)
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int | None:
         await self._conn.run(sql, rows, many=True)
+        return self._conn.changed
 
 
 def path_of(url: str) -> str:
