@@ -20,6 +20,7 @@ from receiver.api import deliveries, events, jobs, replay, subscriptions
 from receiver.api.common import error_response, json_response
 from receiver.exceptions import CallboardError
 from receiver.fastpath import CallbackFastPath
+from receiver.logconfig import flush_logs
 from receiver.middleware import AdminAuthMiddleware
 from receiver.openapi import openapi_document
 from receiver.service import open_service
@@ -108,6 +109,7 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> Starlette:
                         task.cancel()
                     await asyncio.gather(*pending, return_exceptions=True)
                 log.info("callboard.stopped")
+                flush_logs()
 
     handlers: dict[type[Exception], object] = {CallboardError: _callboard_error, HTTPException: _http_error}
     for err in _database_errors():

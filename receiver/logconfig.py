@@ -5,10 +5,12 @@ through the same renderer. Log an event name with key/values; never a secret or 
 
 A line is logged per callback and per delivery attempt, so the path is kept short: the timestamp
 is formatted once per second (then only the microseconds), and JSON lines are encoded to bytes
-once. Lines logged on an event loop are written together at the end of the loop's current pass
-(one `write()` for all of them, scheduled with `call_soon`), so a burst of callbacks costs one
-system call, not one each, and a line reaches the file within that pass; lines logged where no
-loop runs are written at once. What is pending is written at exit too.
+once. Lines logged on an event loop are written together, `FLUSH_DELAY` seconds after the first
+of them (one `write()` for all, scheduled with `call_later`), or at once when `FLUSH_BYTES` are
+pending: a busy process makes a few hundred system calls a second for its log, not one per line
+or per pass of the loop (each pass of a delivery drain carries only a few lines, and a write cost
+about as much as rendering a line). Lines logged where no loop runs are written at once. What is
+pending is written at exit too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ import msgspec
 import structlog
 
 _encode = msgspec.json.Encoder().encode
+
+FLUSH_DELAY = 0.005  # seconds a line logged on an event loop may wait for others to share its write
+FLUSH_BYTES = 64 * 1024  # pending that much, write at once
 
 
 def _json(obj: object, **_: object) -> str:
@@ -61,12 +66,14 @@ class UTCStamper:
 class _Pending(threading.local):
     def __init__(self) -> None:
         self.lines: list[bytes] = []
-        self.scheduled = False
+        self.size = 0
+        self.scheduled: asyncio.TimerHandle | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop `scheduled` is on
 
 
 class LineWriter:
-    """A structlog logger writing rendered lines (bytes or str): batched per pass of an event loop
-    with one `os.write`, at once when no loop runs in the calling thread."""
+    """A structlog logger writing rendered lines (bytes or str): batched on an event loop for up to
+    `FLUSH_DELAY` with one `os.write`, at once when no loop runs in the calling thread."""
 
     def __init__(self, file: IO[str]) -> None:
         self._file = file
@@ -92,18 +99,25 @@ class LineWriter:
                 self.flush()
             self._write(data)
             return
+        if pending.scheduled is not None and pending.loop is not loop:  # left behind by a loop that ended
+            self.flush()
         pending.lines.append(data)
-        if not pending.scheduled:
-            pending.scheduled = True
-            loop.call_soon(self.flush)
+        pending.size += len(data)
+        if pending.size >= FLUSH_BYTES:
+            self.flush()
+        elif pending.scheduled is None:
+            pending.scheduled, pending.loop = loop.call_later(FLUSH_DELAY, self.flush), loop
 
     def flush(self) -> None:
         """Write what this thread has pending."""
         pending = self._pending
-        pending.scheduled = False
+        if pending.scheduled is not None:
+            pending.scheduled.cancel()
+            pending.scheduled = None
         if pending.lines:
             data = b"".join(pending.lines)
             pending.lines.clear()
+            pending.size = 0
             self._write(data)
 
     def _write(self, data: bytes) -> None:
@@ -119,7 +133,9 @@ _WRITERS: list[LineWriter] = []
 
 
 @atexit.register
-def _flush_at_exit() -> None:
+def flush_logs() -> None:
+    """Write every line this thread has pending (at exit, and where a process ends its loop
+    without running exit handlers: uvicorn re-raises SIGTERM after a clean shutdown)."""
     for writer in _WRITERS:
         with contextlib.suppress(Exception):
             writer.flush()
