@@ -32,13 +32,15 @@ async def _drive(
     reuse: bool,
     server: procs.Process | None = None,
 ) -> dict[str, Any]:
-    cpu_before = server.cpu_seconds() if server else None
+    before = server.cpu_times() if server else None
     result = await _load(ctx, url, items, duration, reuse=reuse)
-    cpu_after = server.cpu_seconds() if server else None
-    if cpu_before is not None and cpu_after is not None and result["requests"]:
+    after = server.cpu_times() if server else None
+    if before is not None and after is not None and result["requests"]:
         # the server's CPU time over the run (all its threads), per answered request
-        result["server_cpu_us_per_request"] = round((cpu_after - cpu_before) / result["requests"] * 1e6, 1)
-        result["server_cpu_percent"] = round((cpu_after - cpu_before) / result["duration_s"] * 100, 1)
+        user, system = after[0] - before[0], after[1] - before[1]
+        result["server_cpu_us_per_request"] = round((user + system) / result["requests"] * 1e6, 1)
+        result["server_sys_us_per_request"] = round(system / result["requests"] * 1e6, 1)
+        result["server_cpu_percent"] = round((user + system) / result["duration_s"] * 100, 1)
     return result
 
 

@@ -123,13 +123,20 @@ class Process:
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the process so far (all its threads); None when unknown."""
+        times = self.cpu_times()
+        return None if times is None else times[0] + times[1]
+
+    def cpu_times(self) -> tuple[float, float] | None:
+        """(user, system) CPU time of the process so far (all its threads); None when unknown.
+        System time is the kernel working for it: sockets, and on SQLite the WAL's writes and fsyncs."""
         if self.proc is None:
             return None
         try:
             fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     @property
     def pid(self) -> int | None:
