@@ -213,7 +213,7 @@ class DeliveryWorker:
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_INTERVAL
             self._heartbeat = repr(now)
-            await self.store.meta_set(HEARTBEAT_KEY, self._heartbeat)
+            await self.store.meta_set(HEARTBEAT_KEY, self._heartbeat, durable=False)
         if now >= self._next_health:
             self._next_health = now + self.config.health_interval
             window = self.config.disable_after

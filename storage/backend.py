@@ -51,13 +51,18 @@ class Backend(abc.ABC):
         """A connection for reads (no transaction guarantees across statements)."""
 
     @abc.abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Executor]:
-        """A write transaction: committed when the block ends, rolled back on an exception."""
+    def transaction(self, *, durable: bool = True) -> AbstractAsyncContextManager[Executor]:
+        """A write transaction: committed when the block ends, rolled back on an exception.
 
-    def autocommit(self) -> AbstractAsyncContextManager[Executor]:
+        `durable=False` is for writes whose loss in a power failure or an operating-system crash
+        is harmless, a lease or a heartbeat: lost, the row is claimed again after the restart, as
+        when a lease runs out. Such a transaction is atomic and visible to all at once as any
+        other, but where the database can tell the difference it does not wait for the disk."""
+
+    def autocommit(self, *, durable: bool = True) -> AbstractAsyncContextManager[Executor]:
         """For a write that is one statement: where each statement is its own transaction
         (PostgreSQL), a connection outside any, saving BEGIN and COMMIT; a transaction elsewhere."""
-        return self.transaction()
+        return self.transaction(durable=durable)
 
     @abc.abstractmethod
     async def migrate(self) -> list[str]:

@@ -248,7 +248,9 @@ class CallbacksStore(StoreBase):
             return [r if isinstance(r, IngestResult) else await _explain(db, r) for r in results]
 
     async def claim_callbacks(self, *, now: float, lease: float, limit: int) -> list[Callback]:
-        async with self.db.autocommit() as tx:  # one statement: no BEGIN/COMMIT around it on PostgreSQL
+        # one statement: no BEGIN/COMMIT around it on PostgreSQL; a lease: lost in a power
+        # failure, the callback is claimed again after the restart
+        async with self.db.autocommit(durable=False) as tx:
             claim = _CLAIM_CALLBACKS.format(skip_locked=self.db.skip_locked)
             rows = await tx.fetch(claim, now + lease, CB_PENDING, now, now, limit)
         return _arrival_order(rows)
@@ -256,7 +258,7 @@ class CallbacksStore(StoreBase):
     async def _claim_callback_batch_pg(self, *, now: float, lease: float, limit: int) -> ClaimedCallbacks:
         """`claim_callbacks` and, in the same statement, the jobs the callbacks name (each on the
         first row of its callbacks) and the subscriptions' version. One round trip instead of three."""
-        async with self.db.autocommit() as db:
+        async with self.db.autocommit(durable=False) as db:  # a lease
             rows = await db.fetch(
                 f"WITH claimed AS ({_CLAIM_CALLBACKS.format(skip_locked=self.db.skip_locked)})"
                 " SELECT c.*, CASE WHEN row_number() OVER (PARTITION BY c.job_id ORDER BY c.id) = 1 THEN j END AS job,"

@@ -202,7 +202,7 @@ class DeliveriesStore(StoreBase):
         due = "x.status = ? AND x.next_attempt_at <= ? AND (x.lease_until IS NULL OR x.lease_until < ?)"
         nth = f"FROM deliveries x WHERE x.subscription_id = s.id AND {due}"
         nth += " ORDER BY x.next_attempt_at, x.id LIMIT 1 OFFSET ?"
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(durable=False) as tx:  # a lease: lost in a power failure, claimed again
             rows = await tx.fetch(
                 "WITH cut AS MATERIALIZED (SELECT s.id AS sid,"
                 f" (SELECT x.next_attempt_at {nth}) AS at, (SELECT x.id {nth}) AS last"
@@ -229,7 +229,7 @@ class DeliveriesStore(StoreBase):
         """The same claim without ranking the whole backlog: per enabled subscription, its first
         `per_subscription` due rows (LATERAL … LIMIT, a top-N sort), then the portable version's
         re-check, order, limit and SKIP LOCKED. One statement, so no BEGIN/COMMIT around it."""
-        async with self.db.autocommit() as db:
+        async with self.db.autocommit(durable=False) as db:  # a lease
             rows = await db.fetch(
                 self._pg_claim(len(exclude)), *_pg_claim_args(now, lease, limit, per_subscription, exclude)
             )
@@ -242,7 +242,7 @@ class DeliveriesStore(StoreBase):
         event (on the first row of its deliveries) and enabled subscription (on the first row of
         its own). One round trip instead of three."""
         first = "row_number() OVER (PARTITION BY c.{} ORDER BY c.id) = 1"
-        async with self.db.autocommit() as db:
+        async with self.db.autocommit(durable=False) as db:  # a lease
             rows = await db.fetch(
                 f"WITH claimed AS ({self._pg_claim(len(exclude))})"
                 f" SELECT c.*, CASE WHEN {first.format('event_id')} THEN e END AS event,"
@@ -347,7 +347,7 @@ class DeliveriesStore(StoreBase):
 
     async def release_delivery(self, delivery_id: str) -> None:
         """Give a claimed delivery back without an attempt (the worker is stopping)."""
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(durable=False) as tx:  # lost, the lease runs out instead
             await tx.execute("UPDATE deliveries SET lease_until = NULL WHERE id = ?", delivery_id)
 
     async def disable_failing_subscriptions(self, *, now: float, window: float) -> list[str]:

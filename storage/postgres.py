@@ -31,6 +31,8 @@ MIGRATION_LOCK = 0x63616C6C  # "call": the advisory lock key held while migratin
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
 POOL_MAX = 20
+#: connections for leases and heartbeats, whose commits do not wait for the WAL flush
+LEASE_POOL_MAX = 4
 CHANNELS = ("callbacks", "deliveries")
 #: prepared statements kept per connection: IN lists of every length make many distinct texts
 STATEMENT_CACHE = 1024
@@ -98,6 +100,10 @@ class PostgresBackend(Backend):
         self.url = url
         self.pool_max = pool_max
         self._pool: asyncpg.Pool | None = None
+        #: `durable=False` writes (leases, heartbeats): sessions with `synchronous_commit = off`,
+        #: so their commits do not wait for a WAL flush. A later durable commit flushes the WAL up
+        #: to its own record, theirs included; a crash loses only the last of them, claimed again
+        self._lease_pool: asyncpg.Pool | None = None
         self._events = {channel: asyncio.Event() for channel in CHANNELS}
         self._listener_task: asyncio.Task[None] | None = None
         #: server process ids of this pool's connections: their notifications are this process's
@@ -106,17 +112,29 @@ class PostgresBackend(Backend):
 
     async def connect(self) -> None:
         with _unavailable_on_connection_errors():
-            self._pool = await asyncpg.create_pool(
-                self.url,
-                min_size=1,
-                max_size=self.pool_max,
-                timeout=CONNECT_TIMEOUT,
-                command_timeout=COMMAND_TIMEOUT,
-                max_inactive_connection_lifetime=300,
-                statement_cache_size=STATEMENT_CACHE,
-                reset=_keep_session,
-                init=self._adopt,
+            self._pool = await self._create_pool(max_size=self.pool_max)
+            self._lease_pool = await self._create_pool(
+                max_size=LEASE_POOL_MAX, server_settings={"synchronous_commit": "off"}
             )
+
+    async def _create_pool(self, *, max_size: int, server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            self.url,
+            min_size=1,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT,
+            command_timeout=COMMAND_TIMEOUT,
+            max_inactive_connection_lifetime=300,
+            statement_cache_size=STATEMENT_CACHE,
+            reset=_keep_session,
+            init=self._adopt,
+            server_settings=server_settings,
+        )
+
+    def _pool_for(self, durable: bool) -> asyncpg.Pool:
+        pool = self._pool if durable else self._lease_pool
+        assert pool is not None, "backend not connected"
+        return pool
 
     async def _adopt(self, conn: asyncpg.Connection) -> None:
         pid = conn.get_server_pid()
@@ -129,9 +147,10 @@ class PostgresBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener_task
             self._listener_task = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in (self._pool, self._lease_pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._lease_pool = None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Executor]:
@@ -141,20 +160,18 @@ class PostgresBackend(Backend):
                 yield _PgExecutor(conn)
 
     @contextlib.asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[Executor]:
+    async def autocommit(self, *, durable: bool = True) -> AsyncIterator[Executor]:
         """A connection outside any explicit transaction: each statement is its own transaction,
         committed (durable) when it returns. For writes that are one statement, it saves the
         BEGIN and COMMIT round trips of `transaction()`."""
-        assert self._pool is not None, "backend not connected"
         with _unavailable_on_connection_errors():
-            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+            async with self._pool_for(durable).acquire(timeout=CONNECT_TIMEOUT) as conn:
                 yield _PgExecutor(conn)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Executor]:
-        assert self._pool is not None, "backend not connected"
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Executor]:
         with _unavailable_on_connection_errors():
-            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
+            async with self._pool_for(durable).acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
                 yield _PgExecutor(conn)
 
     async def migrate(self) -> list[str]:

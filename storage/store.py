@@ -80,8 +80,10 @@ class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, Deliveri
             rows = await tx.fetch("SELECT value FROM meta WHERE key = ?", key)
         return str(rows[0]["value"])
 
-    async def meta_set(self, key: str, value: str) -> None:
-        async with self.db.transaction() as tx:
+    async def meta_set(self, key: str, value: str, *, durable: bool = True) -> None:
+        """Store `value` under `key`; `durable=False` for a value whose loss in a power failure
+        is harmless (a heartbeat), see `Backend.transaction`."""
+        async with self.db.transaction(durable=durable) as tx:
             await tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 key,

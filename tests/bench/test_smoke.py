@@ -60,3 +60,15 @@ def test_profiled_run_writes_a_profile_per_server(tmp_path: Path) -> None:
         assert lines and all(line.rsplit(" ", 1)[1].isdigit() for line in lines)
         assert any("routes/worker.py" in line for line in lines)  # the delivery worker was sampled
     assert any("profiled run" in note for note in results["meta"]["notes"])
+
+
+def test_in_process_driver_compares_against_a_commit() -> None:
+    """`python -m bench.inprocess --against HEAD`: both trees measured, pair by pair, on two cores."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", "--callbacks", "200", "--against", "HEAD", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert sum("µs CPU per callback" in line for line in lines) == 4  # two pairs: each tree on each core
+    assert lines[-1].startswith("this tree / HEAD, CPU per callback, pair by pair: ")

@@ -182,3 +182,44 @@ async def test_slow_statements_run_on_the_thread_with_the_same_results(
         rows = await db.fetch("SELECT k FROM t WHERE k LIKE ? ORDER BY k", "m%")
     assert [r["k"] for r in rows] == ["m1", "m2"]
     assert keys(backend) == sorted([f"k{i}" for i in range(10)] + ["m1", "m2"])
+
+
+async def insert_seeing_sync(db: SQLiteBackend, key: str, *, durable: bool) -> int:
+    """Insert `key`; return the `synchronous` level its commit runs under (2 FULL, 1 NORMAL)."""
+    async with db.transaction(durable=durable) as tx:
+        await tx.execute("INSERT INTO t (k) VALUES (?)", key)
+        await asyncio.sleep(0)  # let others queue up behind this one
+        [row] = await tx.fetch("PRAGMA synchronous")
+        return int(row[0])
+
+
+async def test_leases_skip_the_fsync_and_never_carry_a_durable_write(
+    backend: SQLiteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`durable=False` commits under synchronous=NORMAL; a durable transaction queued behind one
+    gets a FULL commit of its own, while a lease queued behind a durable one shares its commit."""
+    commits = count_commits(backend, monkeypatch)
+    assert await insert_seeing_sync(backend, "lease-alone", durable=False) == 1
+    assert await insert_seeing_sync(backend, "durable-alone", durable=True) == 2
+    assert commits == [1, 1]
+
+    commits.clear()
+    lease, durable = await asyncio.gather(
+        insert_seeing_sync(backend, "lease-first", durable=False),
+        insert_seeing_sync(backend, "durable-behind", durable=True),
+    )
+    assert (lease, durable) == (1, 2)
+    assert commits == [1, 1]  # not shared
+
+    commits.clear()
+    durable, lease = await asyncio.gather(
+        insert_seeing_sync(backend, "durable-first", durable=True),
+        insert_seeing_sync(backend, "lease-behind", durable=False),
+    )
+    assert (durable, lease) == (2, 2)
+    assert commits == [2]  # the lease rides along, durable with it
+
+    commits.clear()
+    await asyncio.gather(*(insert_seeing_sync(backend, f"lease-{i}", durable=False) for i in range(3)))
+    assert commits == [3]
+    assert len(keys(backend)) == 9  # every one committed, whatever its level
