@@ -138,8 +138,9 @@ def git_commit() -> dict[str, Any]:
         out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
         return out.stdout.strip()
 
-    # uncommitted changes to what runs (tests and docs do not change the figures)
-    status = git("status", "--porcelain", "--", "storage", "routes", "receiver", "bench", "pyproject.toml")
+    # uncommitted changes to what runs (tests, docs and earlier results do not change the figures)
+    runs = ("storage", "routes", "receiver", "bench", ":(exclude)bench/results", "pyproject.toml")
+    status = git("status", "--porcelain", "--", *runs)
     return {
         "commit": git("rev-parse", "HEAD") or None,
         "subject": git("log", "-1", "--format=%s") or None,
