@@ -24,7 +24,8 @@ Leases and heartbeats (`transaction(durable=False)`) commit with `synchronous=NO
 their own, made durable by the next commit that has one (the WAL is written in order, so nothing
 later survives a power failure without them). A durable transaction never joins a group opened
 by such a one; the group is committed first. On this machine an fsync cost 80-130 µs of system
-CPU by itself, and every claim of the processor and of the delivery worker paid one.
+CPU by itself, and a claim of the processor or of the delivery worker that did not share a
+commit with a durable write paid one.
 
 Write transactions that queue up behind each other share one commit (one fsync): while others
 wait for the writer, a finished transaction leaves its database transaction open for them and is
