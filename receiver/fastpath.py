@@ -4,10 +4,11 @@
 Every inbound callback is a request on the hot path, and the layers between the server and the
 handler (the exception middleware, the router matching each route's pattern, the endpoint and
 exception wrappers, the admin-auth check) cost about 15 µs of a callback's 250 µs of CPU here
-(measured in-process with `python -m bench.inprocess`). This middleware sits inside `ServerErrorMiddleware`, so an unexpected error is still a
-logged 500; it answers the exceptions `callbacks.receive` can raise with the same handlers the
-application registers for them. Anything else (other methods, other paths, a path with more
-segments) goes down the ordinary stack unchanged, which answers 404 and 405 as before.
+(measured in-process with `python -m bench.inprocess`). This middleware sits inside
+`ServerErrorMiddleware`, so an unexpected error is still a logged 500; it answers the
+exceptions `callbacks.receive` can raise with the same handlers the application registers for
+them. Anything else (other methods, other paths, a path with more segments) goes down the
+ordinary stack unchanged, which answers 404 and 405 as before.
 """
 
 from __future__ import annotations
