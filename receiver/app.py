@@ -64,8 +64,7 @@ async def _openapi(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/callbacks/{provider}/{token}", callbacks.receive, methods=["POST", "PUT"]),
-        Route("/callbacks/{provider}", callbacks.receive, methods=["POST", "PUT"]),
+        *callbacks.ROUTES,
         Route("/v1/jobs", jobs.create_job, methods=["POST"]),
         Route("/v1/jobs", jobs.list_jobs, methods=["GET"]),
         Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),

@@ -17,6 +17,7 @@ import msgspec
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from receiver import metrics
 from receiver.api.common import service
@@ -149,3 +150,10 @@ async def receive(request: Request) -> Response:
         log.info(
             "callback", provider=provider, job=job_id, outcome=outcome, latency_ms=round(latency * 1000, 2)
         )
+
+
+#: the inbound endpoint's routes: per-job URLs, and the workspace webhooks of Recall and Gladia
+ROUTES = [
+    Route("/callbacks/{provider}/{token}", receive, methods=["POST", "PUT"]),
+    Route("/callbacks/{provider}", receive, methods=["POST", "PUT"]),
+]

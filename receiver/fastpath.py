@@ -4,7 +4,8 @@
 Every inbound callback is a request on the hot path, and the layers between the server and the
 handler (the exception middleware, the router matching each route's pattern, the endpoint and
 exception wrappers, the admin-auth check) cost about 15 µs of a callback's 250 µs of CPU here
-(measured in-process with `python -m bench.inprocess`). This middleware sits inside
+(measured in-process with `python -m bench.inprocess`). Paths are matched by the
+callback routes themselves (`callbacks.ROUTES`). This middleware sits inside
 `ServerErrorMiddleware`, so an unexpected error is still a logged 500; it answers the
 exceptions `callbacks.receive` can raise with the same handlers the application registers for
 them. Anything else (other methods, other paths, a path with more segments) goes down the
@@ -17,30 +18,30 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver import callbacks
 
-PREFIX = "/callbacks/"
-METHODS = frozenset({"POST", "PUT"})
+METHODS = frozenset({"POST", "PUT"})  # those of `callbacks.ROUTES`
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
+def _match(scope: Scope) -> Scope | None:
+    """What the matching route of `callbacks.ROUTES` adds to the scope (its endpoint and path
+    parameters), matched by the routes themselves; None when neither matches."""
+    for route in callbacks.ROUTES:
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            return child
+    return None
+
+
 def callback_path_params(path: str, root_path: str = "") -> dict[str, str] | None:
-    """`{"provider": …[, "token": …]}` for a callback path, as the routes `/callbacks/{provider}`
-    and `/callbacks/{provider}/{token}` match it (non-empty segments, no more of them); else None.
-    A `root_path` the server was given is not part of the route, as in Starlette's routing."""
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :]
-    if not path.startswith(PREFIX):
-        return None
-    parts = path[len(PREFIX) :].split("/")
-    if len(parts) > 2 or not all(parts):
-        return None
-    if len(parts) == 1:
-        return {"provider": parts[0]}
-    return {"provider": parts[0], "token": parts[1]}
+    """`{"provider": …[, "token": …]}` for a callback path (a POST to it), as the routes match it."""
+    child = _match({"type": "http", "method": "POST", "path": path, "root_path": root_path})
+    return None if child is None else dict(child["path_params"])
 
 
 class CallbackFastPath:
@@ -56,14 +57,11 @@ class CallbackFastPath:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in METHODS:
+        child = _match(scope) if scope["type"] == "http" and scope["method"] in METHODS else None
+        if child is None:
             await self.app(scope, receive, send)
             return
-        params = callback_path_params(scope["path"], scope.get("root_path", ""))
-        if params is None:
-            await self.app(scope, receive, send)
-            return
-        scope["path_params"] = params
+        scope.update(child)
         request = Request(scope, receive, send)
         try:
             response = await callbacks.receive(request)

@@ -41,14 +41,7 @@ class _RandomPool(threading.local):
 
 
 _pool = _RandomPool()
-
-
-def _reset_pool() -> None:
-    global _pool
-    _pool = _RandomPool()
-
-
-os.register_at_fork(after_in_child=_reset_pool)
+os.register_at_fork(after_in_child=lambda: _pool.values.clear())  # the child's thread is the forking one
 
 
 def new_id(prefix: str, now: float | None = None) -> str:
