@@ -16,6 +16,12 @@ copy of this module, so REV must have it too (commits from the one that added it
 
     python -m bench.inprocess                         # this tree, SQLite
     python -m bench.inprocess --against HEAD~1 --backend postgres
+    python -m bench.inprocess --processor-batch 1     # then the processor alone, one callback a claim
+
+`--processor-batch N` then runs the processor alone (`Processor.run_once`, N callbacks a claim)
+over everything stored and reports its CPU per callback too: the end-to-end scenario's open loop
+at 500/s has it claim one callback at a time, and on 2026-12-02 that cost 835-1,037 µs per
+callback on SQLite against 400 µs with a batch of 64 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -47,6 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32, help="clients at once (default: %(default)s)")
     p.add_argument("--against", metavar="REV", help="a commit to run at the same time, on the other core")
     p.add_argument("--rounds", type=int, default=2, help="with --against: pairs of runs (default: %(default)s)")
+    p.add_argument(
+        "--processor-batch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then also measure the processor alone, claiming N callbacks at a time, on what was stored",
+    )
     p.add_argument("--postgres-url", default=None, help="a server where databases may be created")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--core", type=int, default=None, help=argparse.SUPPRESS)
@@ -152,20 +165,48 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 before, started = os.times(), time.perf_counter()
                 await _drive(app, measured, args.concurrency)
                 after, ended = os.times(), time.perf_counter()
+                processed = await _process_all(app, args.processor_batch) if args.processor_batch else None
             sys.stderr = sys.__stderr__
             log_file.close()
     n = len(measured)
-    return {
+    result: dict[str, Any] = {
         "callbacks": n,
         "cpu_us": round(((after.user - before.user) + (after.system - before.system)) / n * 1e6, 1),
         "sys_us": round((after.system - before.system) / n * 1e6, 1),
         "wall_us": round((ended - started) / n * 1e6, 1),
+    }
+    if processed is not None:
+        result["processor"] = processed
+    return result
+
+
+async def _process_all(app: Any, batch: int) -> dict[str, Any]:
+    """The processor alone on every callback stored (warm-up ones too): `run_once` with a batch of
+    `batch` until nothing is left; its CPU per callback. A batch of 1 is what an open loop at a
+    few hundred callbacks/s makes the processor of `callboard serve` do."""
+    from receiver.processor import Processor
+
+    processor = Processor(app.state.service, app.state.workers.fanout, batch=batch)
+    gc.collect()
+    n, before = 0, os.times()
+    while taken := await processor.run_once():
+        n += taken
+    after = os.times()
+    if not n:
+        raise RuntimeError("the processor found nothing to process")
+    return {
+        "batch": batch,
+        "callbacks": n,
+        "cpu_us": round(((after.user - before.user) + (after.system - before.system)) / n * 1e6, 1),
+        "sys_us": round((after.system - before.system) / n * 1e6, 1),
     }
 
 
 def _child_argv(args: argparse.Namespace, core: int) -> list[str]:
     argv = [sys.executable, "-m", "bench.inprocess", "--child", "--core", str(core), "--backend", args.backend]
     argv += ["--callbacks", str(args.callbacks), "--concurrency", str(args.concurrency)]
+    if args.processor_batch:  # only when asked: an older tree's copy of this module lacks it
+        argv += ["--processor-batch", str(args.processor_batch)]
     return argv + (["--postgres-url", args.postgres_url] if args.postgres_url else [])
 
 
@@ -184,7 +225,10 @@ def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
 
 def _line(label: str, core: int, r: dict[str, Any]) -> str:
     cpu = f"{r['cpu_us']:7.1f} µs CPU per callback (kernel {r['sys_us']:.1f})"
-    return f"{label:>10} core {core}: {cpu}, wall {r['wall_us']:.1f} µs"
+    line = f"{label:>10} core {core}: {cpu}, wall {r['wall_us']:.1f} µs"
+    if (p := r.get("processor")) is not None:
+        line += f"; processor, batch {p['batch']}: {p['cpu_us']:.1f} µs CPU per callback (kernel {p['sys_us']:.1f})"
+    return line
 
 
 def compare(args: argparse.Namespace) -> int:

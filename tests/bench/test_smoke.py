@@ -72,3 +72,18 @@ def test_in_process_driver_compares_against_a_commit() -> None:
     lines = done.stdout.splitlines()
     assert sum("µs CPU per callback" in line for line in lines) == 4  # two pairs: each tree on each core
     assert lines[-1].startswith("this tree / HEAD, CPU per callback, pair by pair: ")
+
+
+def test_in_process_driver_measures_the_processor_alone() -> None:
+    """`--processor-batch`: after the ingest figure, the processor drains every stored callback
+    (warm-up ones too: a quarter more than `--callbacks`) and its own CPU figure is printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", "--callbacks", "200", "--processor-batch", "4", "--child"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["callbacks"] == 200
+    assert result["processor"]["batch"] == 4
+    assert result["processor"]["callbacks"] == 250
+    assert result["processor"]["cpu_us"] > 0
