@@ -76,7 +76,7 @@ def test_in_process_driver_compares_against_a_commit() -> None:
 
 def test_in_process_driver_measures_the_processor_alone() -> None:
     """`--processor-batch`: after the ingest figure, the processor drains every stored callback
-    (warm-up ones too: a quarter more than `--callbacks`) and its own CPU figure is printed."""
+    (warm-up ones too: a quarter more than `--callbacks`) and reports its own CPU figure."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.inprocess", "--callbacks", "200", "--processor-batch", "4", "--child"],
         cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
