@@ -9,6 +9,8 @@ On PostgreSQL, the three writes of the hot path (a batch of callbacks, a claim, 
 are each one statement run in its own transaction: the same rows and the same outcomes as the
 portable multi-statement versions, in one round trip instead of six to nine (BEGIN, each
 statement, NOTIFY, COMMIT), which is what a PostgreSQL server short of CPU makes expensive.
+Concurrent finishes share one transaction on both backends (a group commit): on SQLite each of
+its statements runs once for the whole batch (executemany) rather than once per job.
 """
 
 from __future__ import annotations
@@ -314,64 +316,72 @@ class CallbacksStore(StoreBase):
         """Transcript, event, one delivery per matching subscription, job state and the callback, at once.
 
         Returns False, writing nothing but the callback's state, when the job already has its event.
+        Concurrent finishes share one transaction (group commit): one statement on PostgreSQL, each
+        statement run once for the whole batch on SQLite.
         """
-        if self.db.dialect == "postgres":
-            # concurrent finishes share one statement (group commit)
-            if self._finishes is None:
-                self._finishes = GroupCommit(self.write_finishes)
-            result = await self._finishes.submit(finish)
-            if isinstance(result, Exception):
-                raise result
-            return result
-        now = time.time()
-        ev = finish.event
-        async with self.db.transaction() as tx:
-            inserted = await tx.fetch(
-                "INSERT INTO transcripts (id, job_id, status, body, created_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (job_id) DO NOTHING RETURNING id",
-                finish.transcript_id,
-                finish.job_id,
-                finish.job_status,
-                finish.transcript_body,
-                now,
-            )
-            if inserted:
-                await tx.execute(
-                    "INSERT INTO events (id, type, job_id, transcript_id, provider, metadata, created_at, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    *_event_row(ev),
-                )
-                await insert_deliveries(tx, ev.id, finish.subscription_ids, now)
-                await tx.execute(
-                    "UPDATE jobs SET status = ?, error = ?, completed_at = ?, updated_at = ?, reconcile_at = NULL"
-                    " WHERE id = ?",
-                    finish.job_status,
-                    _rows.dumps(finish.error) if finish.error is not None else None,
-                    now,
-                    now,
-                    finish.job_id,
-                )
-            if finish.callback_id is not None:
-                await tx.execute(
-                    "UPDATE callbacks SET status = ?, processed_at = ?, lease_until = NULL, last_error = ?"
-                    " WHERE id = ?",
-                    CB_DONE if inserted else CB_IGNORED,
-                    now,
-                    None if inserted else "the job had already finished",
-                    finish.callback_id,
-                )
-            if inserted and finish.subscription_ids:
-                await self.db.notify(tx, "deliveries")
-        return bool(inserted)
+        if self._finishes is None:
+            self._finishes = GroupCommit(self.write_finishes)
+        result = await self._finishes.submit(finish)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def write_finishes(self, batch: list[Finish]) -> list[bool | Exception]:
-        """Finish a batch of jobs in one statement (PostgreSQL's group-commit flush), in batch order.
+        """Finish a batch of jobs in one transaction (the group-commit flush), in batch order.
 
         A batch naming one job twice, or failing as a whole, is written one finish at a time, so
         one that cannot be written fails by itself.
         """
         distinct = len({f.job_id for f in batch}) == len(batch)
-        return await write_or_split(batch, self._finish_jobs_pg, together=distinct)
+        write = self._finish_jobs_pg if self.db.dialect == "postgres" else self._finish_jobs
+        return await write_or_split(batch, write, together=distinct)
+
+    async def _finish_jobs(self, batch: list[Finish]) -> list[bool]:
+        """The portable version of `_PG_FINISH_JOBS`: a batch of distinct jobs in one transaction,
+        each statement run once for all of them (executemany), not once per job."""
+        now = time.time()
+        async with self.db.transaction() as tx:
+            job_ids = [f.job_id for f in batch]
+            rows = await tx.fetch(
+                f"SELECT job_id FROM transcripts WHERE job_id IN {placeholders(len(job_ids))}", *job_ids
+            )
+            finished = {r["job_id"] for r in rows}  # before this batch: only their callbacks change
+            new = [f for f in batch if f.job_id not in finished]
+            if new:
+                await tx.executemany(
+                    "INSERT INTO transcripts (id, job_id, status, body, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [(f.transcript_id, f.job_id, f.job_status, f.transcript_body, now) for f in new],
+                )
+                await tx.executemany(
+                    "INSERT INTO events (id, type, job_id, transcript_id, provider, metadata, created_at, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_event_row(f.event) for f in new],
+                )
+                delivered = await insert_deliveries(tx, [(f.event.id, f.subscription_ids) for f in new], now)
+                await tx.executemany(
+                    "UPDATE jobs SET status = ?, error = ?, completed_at = ?, updated_at = ?, reconcile_at = NULL"
+                    " WHERE id = ?",
+                    [
+                        (f.job_status, _rows.dumps(f.error) if f.error is not None else None, now, now, f.job_id)
+                        for f in new
+                    ],
+                )
+                if delivered:
+                    await self.db.notify(tx, "deliveries")
+            settled = [
+                (CB_IGNORED, now, "the job had already finished", f.callback_id)
+                if f.job_id in finished
+                else (CB_DONE, now, None, f.callback_id)
+                for f in batch
+                if f.callback_id is not None
+            ]
+            if settled:
+                await tx.executemany(
+                    "UPDATE callbacks SET status = ?, processed_at = ?, lease_until = NULL, last_error = ?"
+                    " WHERE id = ?",
+                    settled,
+                )
+        return [f.job_id not in finished for f in batch]
 
     async def _finish_jobs_pg(self, batch: list[Finish]) -> list[bool]:
         now = time.time()
@@ -399,23 +409,30 @@ def _finish_row(f: Finish) -> tuple[object, ...]:
     return (f.transcript_id, f.job_id, f.job_status, f.transcript_body, *_event_row(f.event), error, f.callback_id)
 
 
-async def insert_deliveries(tx: Executor, event_id: str, subscription_ids: list[str], now: float) -> None:
-    """One pending delivery per enabled subscription; an existing (event, subscription) pair is kept."""
-    if not subscription_ids:
-        return
+async def insert_deliveries(tx: Executor, events: list[tuple[str, list[str]]], now: float) -> bool:
+    """For each (event id, subscription ids), one pending delivery per enabled subscription; an
+    existing (event, subscription) pair is kept. Whether any subscription was enabled."""
+    wanted = sorted({sid for _, sids in events for sid in sids})
+    if not wanted:
+        return False
     rows = await tx.fetch(
-        f"SELECT id FROM subscriptions WHERE enabled = 1 AND id IN {placeholders(len(subscription_ids))}",
-        *subscription_ids,
+        f"SELECT id FROM subscriptions WHERE enabled = 1 AND id IN {placeholders(len(wanted))}", *wanted
     )
-    enabled = [r["id"] for r in rows]
+    enabled = {r["id"] for r in rows}
     if not enabled:
-        return
+        return False
     await tx.executemany(
         "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index,"
         " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"
         " ON CONFLICT (event_id, subscription_id) DO NOTHING",
-        [(new_id("dlv", now), event_id, sid, DLV_PENDING, now, now, now) for sid in enabled],
+        [
+            (new_id("dlv", now), event_id, sid, DLV_PENDING, now, now, now)
+            for event_id, sids in events
+            for sid in sids
+            if sid in enabled
+        ],
     )
+    return True
 
 
 async def _explain(tx: Executor, c: NewCallback) -> IngestResult:

@@ -1,8 +1,9 @@
-"""Concurrent `finish_job` calls on PostgreSQL share one statement (a group commit).
+"""Concurrent `finish_job` calls share one transaction (a group commit), on both backends: one
+statement on PostgreSQL, each statement once for the whole batch on SQLite.
 
 The batch must write what finishing the jobs one at a time writes, answer each caller for its
 own job, take the one-at-a-time path for a batch that names a job twice, and let a finish that
-cannot be written fail by itself. (SQLite's finishes already share commits through its writer.)
+cannot be written fail by itself.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ async def _jobs_with_callbacks(store: Store, n: int) -> list[tuple[str, str]]:
     return out
 
 
-async def test_concurrent_finishes_write_what_one_at_a_time_writes(postgres_url: str) -> None:
-    async with open_store(postgres_url) as store:
+async def test_concurrent_finishes_write_what_one_at_a_time_writes(database_url: str) -> None:
+    async with open_store(database_url) as store:
         enabled, disabled = await subscription(store), await subscription(store, enabled=False)
         jobs = await _jobs_with_callbacks(store, 4)
         already = await new_job(store)
@@ -58,8 +59,8 @@ async def test_concurrent_finishes_write_what_one_at_a_time_writes(postgres_url:
         assert ignored.last_error == "the job had already finished"
 
 
-async def test_a_batch_naming_a_job_twice_finishes_it_once(postgres_url: str) -> None:
-    async with open_store(postgres_url) as store:
+async def test_a_batch_naming_a_job_twice_finishes_it_once(database_url: str) -> None:
+    async with open_store(database_url) as store:
         sub = await subscription(store)
         [(job_id, first_cb)] = await _jobs_with_callbacks(store, 1)
         first, second = finish(job_id, first_cb, [sub]), finish(job_id, None, [sub])
@@ -67,8 +68,8 @@ async def test_a_batch_naming_a_job_twice_finishes_it_once(postgres_url: str) ->
         assert len(await store.deliveries_for_events([first.event.id, second.event.id])) == 1
 
 
-async def test_a_finish_that_cannot_be_written_fails_alone(postgres_url: str) -> None:
-    async with open_store(postgres_url) as store:
+async def test_a_finish_that_cannot_be_written_fails_alone(database_url: str) -> None:
+    async with open_store(database_url) as store:
         sub = await subscription(store)
         jobs = await _jobs_with_callbacks(store, 3)
         finishes: list[Finish] = [finish(job_id, cb_id, [sub]) for job_id, cb_id in jobs]
