@@ -2,7 +2,8 @@
 
 It claims pending callbacks in arrival order with a lease, asks the provider's adapter to
 resolve each (fetching the full result when the callback is thin), and writes transcript, event
-and deliveries in one transaction (`Store.finish_job`). Every step is idempotent: a job's event is
+and deliveries in one transaction (`Fanout.finish`, which hands the deliveries to the delivery
+worker of this process). Every step is idempotent: a job's event is
 unique, so a callback processed twice (after a crash, or a provider's retry that got past dedupe)
 never makes a second event. A provider that is down leaves the callback stored; it is retried
 with backoff until it succeeds.
@@ -164,11 +165,9 @@ class Processor:
                 await store.settle_callback(cb.id, CB_IGNORED)
                 outcome = "ignored"
                 return
-            finish = build_finish(self.fanout, job, transcript, cb.id, self.clock())
-            created = await store.finish_job(finish)
+            now = self.clock()
+            created = await self.fanout.finish(build_finish(self.fanout, job, transcript, cb.id, now))
             outcome = "finished" if created else "already_finished"
-            if created:
-                self.fanout.wake()
         except ProviderError as exc:
             outcome = "retry"
             await self._retry(cb, f"{type(exc).__name__}: {exc.message}")

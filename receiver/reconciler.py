@@ -100,9 +100,7 @@ class Reconciler:
             else:
                 await store.reschedule_reconcile(job.id, self._next(job, now))
                 return
-        created = await store.finish_job(build_finish(self.fanout, job, transcript, None, now))
+        created = await self.fanout.finish(build_finish(self.fanout, job, transcript, None, now))
         log.info(
             "reconcile.finished", job=job.id, provider=job.provider, status=transcript.status, created=created
         )
-        if created:
-            self.fanout.wake()

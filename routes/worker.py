@@ -15,6 +15,11 @@ once, queued per endpoint and started as its slots free (never more in flight th
 A slot frees when the HTTP exchange ends, not once the attempt is recorded: recording shares
 commits with other writes and is not a request to the endpoint. A queued delivery whose lease
 would run out before its attempt could finish is handed back instead of being sent.
+
+The processor of the same process does not leave new deliveries to a claim: while the worker
+runs (and the endpoints have room in their windows), they are written already leased to it and
+handed over with their event and subscription (`Sender`, `Fanout.finish`), queued like claimed
+ones; a claim finds the rest, and everything after a restart.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import structlog
@@ -133,6 +139,7 @@ class DeliveryWorker:
         self._next_health = 0.0
         self._next_heartbeat = 0.0
         self._heartbeat: str | None = None
+        self._session: aiohttp.ClientSession | None = None  # while running: deliveries are handed over
 
     @property
     def _window(self) -> int:
@@ -142,10 +149,50 @@ class DeliveryWorker:
         """Endpoints holding a full window already: left out of the next claim."""
         return [sid for sid, n in self._held.items() if n >= self._window]
 
+    def _room(self) -> int:
+        """Deliveries this worker may still take on, all endpoints together."""
+        return self.config.max_in_flight * PREFETCH - sum(self._held.values())
+
+    def lease_until(self, subscription_ids: list[str]) -> float | None:
+        """`Sender`: deliveries to these endpoints written now are leased to this worker until
+        then, if it is running and has room for them (None: leave them to a claim)."""
+        if self._session is None or self._room() < len(subscription_ids):
+            return None
+        if any(self._held.get(sid, 0) >= self._window for sid in subscription_ids):
+            return None
+        return self.clock() + self.config.lease
+
+    def take(self, event: Event, leased: list[tuple[Delivery, Subscription]], lease_until: float) -> None:
+        """`Sender`: queue deliveries written leased to this worker, as a claim would have."""
+        session = self._session
+        if session is None:  # stopped since the lease was given: hand them back now
+            for delivery, _ in leased:
+                self._spawn(self._release(delivery.id))
+            return
+        claimed_at = lease_until - self.config.lease
+        for delivery, sub in leased:
+            sid = delivery.subscription_id
+            self._held[sid] = self._held.get(sid, 0) + 1
+            self._queued.setdefault(sid, deque()).append(_Claimed(delivery, event, sub, claimed_at))
+        for sid in {delivery.subscription_id for delivery, _ in leased}:
+            self._start(session, sid)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _release(self, delivery_id: str) -> None:
+        try:
+            await self.store.release_delivery(delivery_id)
+        except Exception as exc:  # its lease runs out instead
+            log.warning("delivery.release_failed", delivery=delivery_id, error=str(exc))
+
     async def run(self, stop: asyncio.Event) -> None:
         connector = make_connector(allow_private=self.config.allow_private, limit=self.config.max_in_flight)
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
+            self._session, self.fanout.sender = session, self
             try:
                 while not stop.is_set():
                     # Cleared before claiming, not before idling: a wake-up that arrives while a
@@ -160,11 +207,19 @@ class DeliveryWorker:
                         await asyncio.sleep(0)
                         continue
                     await self._idle(stop)  # returns at once if woken meanwhile
+                self._stop_taking()
                 await self._hand_back_queued()
                 if self._tasks:
                     await asyncio.wait(self._tasks, timeout=self.config.timeout + 1)
             finally:
+                self._stop_taking()
                 await self._sign_off()
+
+    def _stop_taking(self) -> None:
+        """From now on new deliveries are left to a claim (and any handed over are given back)."""
+        self._session = None
+        if self.fanout.sender is self:
+            self.fanout.sender = None
 
     async def _hand_back_queued(self) -> None:
         """Stopping: what was claimed but not started goes back now, not when its lease runs out."""
@@ -172,10 +227,7 @@ class DeliveryWorker:
             while queue:
                 claimed = queue.popleft()
                 self._held[sid] -= 1
-                try:
-                    await self.store.release_delivery(claimed.delivery.id)
-                except Exception as exc:  # its lease runs out instead
-                    log.warning("delivery.release_failed", delivery=claimed.delivery.id, error=str(exc))
+                await self._release(claimed.delivery.id)
         self._queued.clear()
 
     async def _sign_off(self) -> None:
@@ -219,7 +271,7 @@ class DeliveryWorker:
             window = self.config.disable_after
             for sid in await self.store.disable_failing_subscriptions(now=now, window=window):
                 log.warning("subscription.disabled", subscription=sid, reason="failing")
-        room = self.config.max_in_flight * PREFETCH - sum(self._held.values())
+        room = self._room()
         if room <= 0:
             return 0
         limit = min(room, self.config.batch)
@@ -249,9 +301,7 @@ class DeliveryWorker:
         while queue and self._in_flight.get(sid, 0) < self.config.per_subscription:
             claimed = queue.popleft()
             self._in_flight[sid] = self._in_flight.get(sid, 0) + 1
-            task = asyncio.create_task(self._deliver(session, claimed))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._deliver(session, claimed))
         if queue is not None and not queue:
             del self._queued[sid]
 

@@ -31,11 +31,14 @@ from storage.records import (
     CB_PENDING,
     DLV_PENDING,
     Callback,
+    Delivery,
     Event,
     Finish,
+    Finished,
     IngestResult,
     Job,
     NewCallback,
+    Subscription,
 )
 
 _INSERT = (
@@ -100,7 +103,8 @@ UNION ALL SELECT 'woken', NULL FROM woken
 
 #: `finish_job` on PostgreSQL for a batch of jobs (distinct), in one statement: the portable
 #: version's statements (and BEGIN, COMMIT) for every job of the batch at once. Returns the ids of
-#: the jobs whose transcript was inserted (the others had finished already).
+#: the jobs whose transcript was inserted (the others had finished already), then the deliveries
+#: written leased, each with its subscription.
 _PG_FINISH_JOBS = """
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
@@ -123,13 +127,14 @@ event AS (
 ),
 delivery AS (
     INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index,
-                            next_attempt_at, created_at, updated_at)
-    SELECT d.id, d.event_id, d.subscription_id, $19::text, 0, 0, $15::float8, $15::float8, $15::float8
-    FROM unnest($16::text[], $17::text[], $18::text[]) AS d (id, event_id, subscription_id)
+                            next_attempt_at, lease_until, created_at, updated_at)
+    SELECT d.id, d.event_id, d.subscription_id, $19::text, 0, 0, $15::float8, d.lease_until, $15::float8,
+           $15::float8
+    FROM unnest($16::text[], $17::text[], $18::text[], $23::float8[]) AS d (id, event_id, subscription_id, lease_until)
     WHERE d.event_id IN (SELECT id FROM event)
       AND d.subscription_id IN (SELECT id FROM subscriptions WHERE enabled = 1)
     ON CONFLICT (event_id, subscription_id) DO NOTHING
-    RETURNING id
+    RETURNING id, event_id, subscription_id, lease_until
 ),
 job AS (
     UPDATE jobs j SET status = i.job_status, error = i.error, completed_at = $15::float8,
@@ -148,11 +153,16 @@ callback AS (
     RETURNING c.id
 ),
 woken AS (
-    SELECT pg_notify('callboard_deliveries', '') WHERE EXISTS (SELECT 1 FROM delivery)
+    SELECT pg_notify('callboard_deliveries', '') WHERE EXISTS (SELECT 1 FROM delivery WHERE lease_until IS NULL)
 )
-SELECT job_id, (SELECT count(*) FROM job) AS jobs, (SELECT count(*) FROM callback) AS callbacks,
+SELECT job_id, NULL::text AS delivery_id, NULL::text AS event_id, NULL::subscriptions AS subscription,
+       (SELECT count(*) FROM job) AS jobs, (SELECT count(*) FROM callback) AS callbacks,
        (SELECT count(*) FROM woken) AS woken
 FROM transcript
+UNION ALL
+SELECT NULL, d.id, d.event_id, s, NULL, NULL, NULL
+FROM delivery d JOIN subscriptions s ON s.id = d.subscription_id
+WHERE d.lease_until IS NOT NULL
 """
 
 
@@ -198,7 +208,7 @@ def _results(batch: list[NewCallback], stored: set[str], known: set[str]) -> lis
 
 
 class CallbacksStore(StoreBase):
-    _finishes: GroupCommit[Finish, bool | Exception] | None = None
+    _finishes: GroupCommit[Finish, Finished | Exception] | None = None
 
     async def write_callbacks(self, batch: list[NewCallback]) -> list[IngestResult]:
         """Store a batch in one transaction (the group-commit flush). Results are in batch order."""
@@ -316,6 +326,12 @@ class CallbacksStore(StoreBase):
         """Transcript, event, one delivery per matching subscription, job state and the callback, at once.
 
         Returns False, writing nothing but the callback's state, when the job already has its event.
+        """
+        return (await self.finish(finish)).created
+
+    async def finish(self, finish: Finish) -> Finished:
+        """`finish_job`, saying also which deliveries were written leased (`Finish.lease_until`).
+
         Concurrent finishes share one transaction (group commit): one statement on PostgreSQL, each
         statement run once for the whole batch on SQLite.
         """
@@ -326,7 +342,7 @@ class CallbacksStore(StoreBase):
             raise result
         return result
 
-    async def write_finishes(self, batch: list[Finish]) -> list[bool | Exception]:
+    async def write_finishes(self, batch: list[Finish]) -> list[Finished | Exception]:
         """Finish a batch of jobs in one transaction (the group-commit flush), in batch order.
 
         A batch naming one job twice, or failing as a whole, is written one finish at a time, so
@@ -336,10 +352,11 @@ class CallbacksStore(StoreBase):
         write = self._finish_jobs_pg if self.db.dialect == "postgres" else self._finish_jobs
         return await write_or_split(batch, write, together=distinct)
 
-    async def _finish_jobs(self, batch: list[Finish]) -> list[bool]:
+    async def _finish_jobs(self, batch: list[Finish]) -> list[Finished]:
         """The portable version of `_PG_FINISH_JOBS`: a batch of distinct jobs in one transaction,
         each statement run once for all of them (executemany), not once per job."""
         now = time.time()
+        leased: dict[str, list[tuple[Delivery, Subscription]]] = {}
         async with self.db.transaction() as tx:
             job_ids = [f.job_id for f in batch]
             rows = await tx.fetch(
@@ -357,7 +374,7 @@ class CallbacksStore(StoreBase):
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [_event_row(f.event) for f in new],
                 )
-                delivered = await insert_deliveries(tx, [(f.event.id, f.subscription_ids) for f in new], now)
+                unleased, leased = await insert_deliveries(tx, new, now)
                 await tx.executemany(
                     "UPDATE jobs SET status = ?, error = ?, completed_at = ?, updated_at = ?, reconcile_at = NULL"
                     " WHERE id = ?",
@@ -366,7 +383,7 @@ class CallbacksStore(StoreBase):
                         for f in new
                     ],
                 )
-                if delivered:
+                if unleased:
                     await self.db.notify(tx, "deliveries")
             settled = [
                 (CB_IGNORED, now, "the job had already finished", f.callback_id)
@@ -381,26 +398,34 @@ class CallbacksStore(StoreBase):
                     " WHERE id = ?",
                     settled,
                 )
-        return [f.job_id not in finished for f in batch]
+        return [Finished(f.job_id not in finished, leased.get(f.event.id, [])) for f in batch]
 
-    async def _finish_jobs_pg(self, batch: list[Finish]) -> list[bool]:
+    async def _finish_jobs_pg(self, batch: list[Finish]) -> list[Finished]:
         now = time.time()
         columns = list(zip(*(_finish_row(f) for f in batch), strict=True))
-        deliveries = [(new_id("dlv", now), f.event.id, sid) for f in batch for sid in f.subscription_ids]
-        delivery_columns = list(zip(*deliveries, strict=True)) if deliveries else [(), (), ()]
+        deliveries = [
+            (new_id("dlv", now), f.event.id, sid, f.lease_until) for f in batch for sid in f.subscription_ids
+        ]
+        delivery_columns = list(zip(*deliveries, strict=True)) if deliveries else [(), (), (), ()]
         async with self.db.autocommit() as db:
             rows = await db.fetch(
                 _PG_FINISH_JOBS,
                 *(list(column) for column in columns),
                 now,
-                *(list(column) for column in delivery_columns),
+                *(list(column) for column in delivery_columns[:3]),
                 DLV_PENDING,
                 CB_DONE,
                 CB_IGNORED,
                 "the job had already finished",
+                list(delivery_columns[3]),
             )
-        inserted = {r["job_id"] for r in rows}
-        return [f.job_id in inserted for f in batch]
+        inserted = {r["job_id"] for r in rows if r["job_id"] is not None}
+        leased: dict[str, list[tuple[Delivery, Subscription]]] = {}
+        for r in rows:
+            if r["delivery_id"] is not None:
+                delivery = new_delivery(r["delivery_id"], r["event_id"], r["subscription"]["id"], now)
+                leased.setdefault(r["event_id"], []).append((delivery, _rows.subscription(r["subscription"])))
+        return [Finished(f.job_id in inserted, leased.get(f.event.id, [])) for f in batch]
 
 
 def _finish_row(f: Finish) -> tuple[object, ...]:
@@ -409,30 +434,49 @@ def _finish_row(f: Finish) -> tuple[object, ...]:
     return (f.transcript_id, f.job_id, f.job_status, f.transcript_body, *_event_row(f.event), error, f.callback_id)
 
 
-async def insert_deliveries(tx: Executor, events: list[tuple[str, list[str]]], now: float) -> bool:
-    """For each (event id, subscription ids), one pending delivery per enabled subscription; an
-    existing (event, subscription) pair is kept. Whether any subscription was enabled."""
-    wanted = sorted({sid for _, sids in events for sid in sids})
+def new_delivery(delivery_id: str, event_id: str, subscription_id: str, now: float) -> Delivery:
+    """A delivery as `insert_deliveries` writes it: pending, due now, never attempted."""
+    return Delivery(delivery_id, event_id, subscription_id, DLV_PENDING, 0, 0, now, None, None, now, now)
+
+
+async def insert_deliveries(
+    tx: Executor, finishes: list[Finish], now: float
+) -> tuple[bool, dict[str, list[tuple[Delivery, Subscription]]]]:
+    """For each finish, one pending delivery per enabled subscription of its `subscription_ids`
+    (an existing (event, subscription) pair is kept), leased until its `lease_until` when set.
+    Returns whether any was written unleased (for any worker to claim) and, by event id, those
+    written leased, with their subscriptions."""
+    wanted = sorted({sid for f in finishes for sid in f.subscription_ids})
     if not wanted:
-        return False
+        return False, {}
+    leasing = any(f.lease_until is not None for f in finishes if f.subscription_ids)
     rows = await tx.fetch(
-        f"SELECT id FROM subscriptions WHERE enabled = 1 AND id IN {placeholders(len(wanted))}", *wanted
+        f"SELECT {'*' if leasing else 'id'} FROM subscriptions WHERE enabled = 1 AND id IN {placeholders(len(wanted))}",
+        *wanted,
     )
-    enabled = {r["id"] for r in rows}
+    enabled = {r["id"]: r for r in rows}
     if not enabled:
-        return False
+        return False, {}
+    written = [
+        (new_delivery(new_id("dlv", now), f.event.id, sid, now), f.lease_until)
+        for f in finishes
+        for sid in f.subscription_ids
+        if sid in enabled
+    ]
     await tx.executemany(
         "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index,"
-        " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"
+        " next_attempt_at, lease_until, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?, ?)"
         " ON CONFLICT (event_id, subscription_id) DO NOTHING",
-        [
-            (new_id("dlv", now), event_id, sid, DLV_PENDING, now, now, now)
-            for event_id, sids in events
-            for sid in sids
-            if sid in enabled
-        ],
+        [(d.id, d.event_id, d.subscription_id, DLV_PENDING, now, lease, now, now) for d, lease in written],
     )
-    return True
+    leased: dict[str, list[tuple[Delivery, Subscription]]] = {}
+    subscriptions: dict[str, Subscription] = {}
+    for d, lease in written:
+        if lease is not None:
+            sid = d.subscription_id
+            sub = subscriptions.get(sid) or subscriptions.setdefault(sid, _rows.subscription(enabled[sid]))
+            leased.setdefault(d.event_id, []).append((d, sub))
+    return any(lease is None for _, lease in written), leased
 
 
 async def _explain(tx: Executor, c: NewCallback) -> IngestResult:

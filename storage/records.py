@@ -185,3 +185,16 @@ class Finish:
     transcript_body: bytes
     event: Event
     subscription_ids: list[str] = field(default_factory=list)
+    #: when set, the deliveries are written already leased until then, to be sent by the
+    #: caller's delivery worker at once instead of being claimed (see `Finished`)
+    lease_until: float | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What `Store.finish` wrote: whether the job got its event (False: it had one already), and,
+    when the finish asked for a lease, the deliveries written leased, each with its (enabled)
+    subscription as read in the same transaction."""
+
+    created: bool
+    leased: list[tuple[Delivery, Subscription]] = field(default_factory=list)

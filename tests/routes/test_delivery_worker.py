@@ -20,6 +20,7 @@ from routes.fanout import Fanout
 from routes.retry import RetryPolicy
 from routes.signing import new_secret, secret_key
 from routes.ssrf import make_connector
+from routes.subscriptions import rotate_secret
 from routes.worker import (
     EXCERPT_BYTES,
     DeliveryWorker,
@@ -399,3 +400,63 @@ async def test_heartbeat_while_running_and_withdrawn_after_a_clean_stop(store: S
     assert not await alive()
     await _run(worker, alive, timeout=10)
     assert not await alive()
+
+
+def _finish(event: Event, subscription_ids: list[str]) -> Finish:
+    return Finish(
+        callback_id=None, job_id=event.job_id, job_status="completed", error=None,
+        transcript_id=event.transcript_id, transcript_body=b"{}", event=event, subscription_ids=subscription_ids,
+    )  # fmt: skip
+
+
+async def test_loop_sends_what_the_processor_hands_over_without_a_wake_up_or_a_claim(
+    store: Store, subscriber: Subscriber
+) -> None:
+    """`Fanout.finish` while the worker runs: the delivery is written leased to it and sent at once,
+    signed with the subscription's secret as it is when the event is written (rotated just before)."""
+    sub = await store.create_subscription(
+        new_id("sub"), url=subscriber.url, secret=new_secret(), event_types=[], filter={}, description=None
+    )
+    rotated = (await rotate_secret(store, sub.id, grace=0)).secret  # the old one no longer signs
+    worker = _worker(store, poll_interval=60)  # no poll will find it in time
+    event = _event(new_id("evt"), created_at=time.time())
+    handed_over: list[bool] = []
+
+    async def sent() -> bool:
+        if worker.fanout.sender is not worker:
+            return False
+        if not handed_over:
+            worker.fanout.delivery_wakeup.clear()
+            handed_over.append(await worker.fanout.finish(_finish(event, [sub.id])))
+            assert not worker.fanout.delivery_wakeup.is_set()  # nothing left for a claim to find
+        return await _pending(store) == 0
+
+    await _run(worker, sent, timeout=15)
+    assert handed_over == [True]
+    [received] = subscriber.received
+    assert received.headers["webhook-id"] == event.id
+    standardwebhooks.Webhook(rotated).verify(received.body, received.headers)
+    [delivery] = await store.deliveries_for_events([event.id])
+    assert delivery.status == "succeeded" and delivery.attempts == 1
+
+
+async def test_deliveries_handed_to_a_stopped_worker_are_given_back_at_once(store: Store) -> None:
+    sub = await store.create_subscription(
+        new_id("sub"), url="http://127.0.0.1:9/hook", secret=new_secret(), event_types=[], filter={}, description=None
+    )
+    worker = _worker(store, poll_interval=60)
+
+    async def running() -> bool:
+        return worker.fanout.sender is worker
+
+    await _run(worker, running, timeout=10)
+    assert worker.fanout.sender is None and worker.lease_until([sub.id]) is None
+    lease_until = time.time() + 600
+    event = _event(new_id("evt"), created_at=time.time())
+    finished = await store.finish(replace(_finish(event, [sub.id]), lease_until=lease_until))
+    worker.take(event, finished.leased, lease_until)  # as a processor that asked before the stop would
+    deadline = time.monotonic() + 10
+    while not (claimed := await store.claim_deliveries(now=time.time(), lease=30, limit=10, per_subscription=10)):
+        assert time.monotonic() < deadline, "the delivery was not given back"
+        await asyncio.sleep(0.02)
+    assert [d.event_id for d in claimed] == [event.id]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
+from collections.abc import Awaitable
 
-from storage.records import CB_DONE, CB_IGNORED, DLV_PENDING, JOB_COMPLETED, JOB_FAILED, Finish
+from storage.records import CB_DONE, CB_IGNORED, DLV_PENDING, JOB_COMPLETED, JOB_FAILED, Delivery, Finish, Finished
 from storage.store import Store, open_store
 from tests.storage.test_hot_path_writes import NOW, callback, finish, new_job, subscription
 
@@ -64,7 +66,8 @@ async def test_a_batch_naming_a_job_twice_finishes_it_once(database_url: str) ->
         sub = await subscription(store)
         [(job_id, first_cb)] = await _jobs_with_callbacks(store, 1)
         first, second = finish(job_id, first_cb, [sub]), finish(job_id, None, [sub])
-        assert await store.write_finishes([first, second]) == [True, False]
+        answers = await store.write_finishes([first, second])
+        assert [a.created if isinstance(a, Finished) else a for a in answers] == [True, False]
         assert len(await store.deliveries_for_events([first.event.id, second.event.id])) == 1
 
 
@@ -76,8 +79,44 @@ async def test_a_finish_that_cannot_be_written_fails_alone(database_url: str) ->
         taken = dataclasses.replace(finishes[1].event, id=finishes[0].event.id)  # an event id already used
         finishes[1] = dataclasses.replace(finishes[1], event=taken)
         answers = await store.write_finishes(finishes)
-        assert answers[0] is True and answers[2] is True
+        assert isinstance(answers[0], Finished) and answers[0].created
+        assert isinstance(answers[2], Finished) and answers[2].created
         assert isinstance(answers[1], Exception)
         untouched = await store.get_job(jobs[1][0])
         assert untouched is not None and untouched.status != JOB_COMPLETED
         assert await store.get_transcript(jobs[1][0]) is None
+
+
+async def test_a_finish_with_a_lease_writes_its_deliveries_leased_and_returns_them(database_url: str) -> None:
+    async with open_store(database_url) as store:
+        enabled, disabled = await subscription(store), await subscription(store, enabled=False)
+        (job_a, cb_a), (job_b, cb_b) = await _jobs_with_callbacks(store, 2)
+        lease_until = time.time() + 60
+        leased = dataclasses.replace(finish(job_a, cb_a, [enabled, disabled]), lease_until=lease_until)
+        plain = finish(job_b, cb_b, [enabled])
+        results = await asyncio.gather(store.finish(leased), store.finish(plain))  # one batch
+
+        assert [r.created for r in results] == [True, True]
+        [(delivery, sub)] = results[0].leased  # the disabled subscription got no delivery
+        assert (delivery.event_id, delivery.subscription_id, delivery.status) == (leased.event.id, enabled, DLV_PENDING)
+        assert delivery.attempts == 0
+        assert sub == await store.get_subscription(enabled)
+        assert results[1].leased == []
+        stored = await store.deliveries_for_events([leased.event.id])
+        assert [d.id for d in stored] == [delivery.id]
+
+        def claim(now: float) -> Awaitable[list[Delivery]]:
+            return store.claim_deliveries(now=now, lease=600, limit=10, per_subscription=10)
+
+        # the leased delivery is not for another worker to claim until its lease runs out
+        assert [d.event_id for d in await claim(time.time())] == [plain.event.id]
+        assert [d.id for d in await claim(lease_until + 1)] == [delivery.id]
+
+
+async def test_a_finish_for_a_job_already_finished_leases_nothing(database_url: str) -> None:
+    async with open_store(database_url) as store:
+        sub = await subscription(store)
+        [(job_id, cb_id)] = await _jobs_with_callbacks(store, 1)
+        assert await store.finish_job(finish(job_id, None, [sub]))
+        again = await store.finish(dataclasses.replace(finish(job_id, cb_id, [sub]), lease_until=time.time() + 60))
+        assert again == Finished(created=False, leased=[])
