@@ -3,9 +3,9 @@
 It claims pending callbacks in arrival order with a lease, asks the provider's adapter to
 resolve each (fetching the full result when the callback is thin), and writes transcript, event
 and deliveries in one transaction (`Fanout.finish`, which hands the deliveries to the delivery
-worker of this process). Every step is idempotent: a job's event is
-unique, so a callback processed twice (after a crash, or a provider's retry that got past dedupe)
-never makes a second event. A provider that is down leaves the callback stored; it is retried
+worker of this process). Every step is idempotent: a job's event is unique, so a callback
+processed twice (after a crash, or a provider's retry that got past dedupe) never makes a
+second event. A provider that is down leaves the callback stored; it is retried
 with backoff until it succeeds.
 """
 
@@ -165,8 +165,7 @@ class Processor:
                 await store.settle_callback(cb.id, CB_IGNORED)
                 outcome = "ignored"
                 return
-            now = self.clock()
-            created = await self.fanout.finish(build_finish(self.fanout, job, transcript, cb.id, now))
+            created = await self.fanout.finish(build_finish(self.fanout, job, transcript, cb.id, self.clock()))
             outcome = "finished" if created else "already_finished"
         except ProviderError as exc:
             outcome = "retry"

@@ -61,8 +61,9 @@ class Fanout:
 
     async def finish(self, finish: Finish) -> bool:
         """`Store.finish_job`, with the deliveries handed to the in-process worker when it has room."""
-        sender = self.sender
-        lease_until = sender.lease_until(finish.subscription_ids) if sender and finish.subscription_ids else None
+        sender, lease_until = self.sender, None
+        if sender is not None and finish.subscription_ids:
+            lease_until = sender.lease_until(finish.subscription_ids)
         if lease_until is not None:
             finish = dataclasses.replace(finish, lease_until=lease_until)
         finished = await self.store.finish(finish)
