@@ -38,8 +38,6 @@ class Backend(abc.ABC):
     skip_locked: str = ""
     #: appended to a sub-select whose rows must be locked in its order (deadlock-free lock order)
     for_update: str = ""
-    #: write transactions a group commit runs at once (one where a single writer serializes them)
-    write_concurrency: int = 1
     dialect: str
 
     @abc.abstractmethod

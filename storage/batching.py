@@ -18,68 +18,51 @@ MAX_BATCH = 512
 
 
 class GroupCommit(Generic[In, Out]):
-    """`submit()` an item, get its result once the batch it went in is written.
-
-    Items submitted in one pass of the event loop go together; while `concurrency` batches are
-    being written, new arrivals queue up for the next one. With a `concurrency` above one (a
-    database that takes concurrent write transactions on separate connections: PostgreSQL), a
-    batch does not wait for the commit of the one before it.
-    """
-
-    def __init__(
-        self, flush: Callable[[list[In]], Awaitable[list[Out]]], max_batch: int = MAX_BATCH, concurrency: int = 1
-    ) -> None:
+    def __init__(self, flush: Callable[[list[In]], Awaitable[list[Out]]], max_batch: int = MAX_BATCH) -> None:
         self._flush = flush
         self._max_batch = max_batch
-        self._concurrency = concurrency
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
-        self._writing: set[asyncio.Task[None]] = set()
-        self._scheduled = False
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     async def submit(self, item: In) -> Out:
         if self._closed:
             raise RuntimeError("the store is closing")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Out] = loop.create_future()
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if not self._scheduled:  # the others submitted in this pass of the loop go with it
-            self._scheduled = True
-            loop.call_soon(self._start)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+        self._wakeup.set()
         return await future
 
-    def _start(self) -> None:
-        self._scheduled = False
-        while self._pending and len(self._writing) < self._concurrency:
+    async def _run(self) -> None:
+        while self._pending or not self._closed:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            task = asyncio.create_task(self._write(batch), name="group-commit")
-            self._writing.add(task)
-            task.add_done_callback(self._written)
-
-    def _written(self, task: asyncio.Task[None]) -> None:
-        self._writing.discard(task)
-        self._start()  # what queued up meanwhile
-
-    async def _write(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
-        try:
-            results = await self._flush([item for item, _ in batch])
-        except BaseException as exc:  # every waiter learns its write failed; none is told it succeeded
-            for _, future in batch:
+            items = [item for item, _ in batch]
+            try:
+                results = await self._flush(items)
+            except BaseException as exc:  # every waiter learns its write failed; none is told it succeeded
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+                    future.set_result(result)
 
     async def close(self) -> None:
         """Write what is queued, then stop."""
         self._closed = True
-        while self._pending or self._writing:
-            self._start()
-            await asyncio.gather(*self._writing, return_exceptions=True)
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
 
 
 async def write_or_split(

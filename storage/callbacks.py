@@ -336,7 +336,7 @@ class CallbacksStore(StoreBase):
         statement run once for the whole batch on SQLite.
         """
         if self._finishes is None:
-            self._finishes = GroupCommit(self.write_finishes, concurrency=self.db.write_concurrency)
+            self._finishes = GroupCommit(self.write_finishes)
         result = await self._finishes.submit(finish)
         if isinstance(result, Exception):
             raise result

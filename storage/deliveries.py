@@ -284,7 +284,7 @@ class DeliveriesStore(StoreBase):
         delivery's status as stored. Concurrent calls share one transaction (group commit).
         """
         if self._attempts is None:
-            self._attempts = GroupCommit(self.write_attempts, concurrency=self.db.write_concurrency)
+            self._attempts = GroupCommit(self.write_attempts)
         result = await self._attempts.submit(Recorded(delivery, attempt, status, next_attempt_at, disable_reason))
         if isinstance(result, Exception):
             raise result

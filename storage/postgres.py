@@ -95,9 +95,6 @@ class PostgresBackend(Backend):
     dialect = "postgres"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
-    #: a batch of callbacks, of finishes or of attempt records is written while the one before
-    #: it waits for its commit (the WAL flush), on another connection of the pool
-    write_concurrency = 2
 
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
         self.url = url

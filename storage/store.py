@@ -28,7 +28,7 @@ class Store(JobsStore, CallbacksStore, EventsStore, SubscriptionsStore, Deliveri
     async def ingest(self, callback: NewCallback) -> IngestResult:
         """Store one callback durably (group commit); return when it is on disk."""
         if self._ingest is None:
-            self._ingest = GroupCommit(self.write_callbacks, concurrency=self.db.write_concurrency)
+            self._ingest = GroupCommit(self.write_callbacks)
         return await self._ingest.submit(callback)
 
     async def claim_callback_batch(self, *, now: float, lease: float, limit: int) -> ClaimedCallbacks:
