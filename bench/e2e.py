@@ -22,6 +22,7 @@ from bench.dbs import create_subscriptions
 from bench.load import open_loop
 from bench.procs import Process
 from bench.sink import Sink
+from bench.stages import stages
 from bench.stats import ms, summarize
 
 P99_LIMIT_MS = 50.0
@@ -57,6 +58,7 @@ async def _step(
     items = await ctx.items(store, n, "e2e")
     sink.reset()
     cpu_before = server.cpu_seconds()
+    began = time.time()
     sent = await open_loop(session, url_of(server), ctx.template, ctx.signer, items, rate=rate)
     t0 = time.monotonic()
     delivered_all = await sink.wait_for(sent["ok"], ctx.durations.drain)
@@ -78,6 +80,7 @@ async def _step(
         "verified_signatures": sink.verified,
         "drain_s": round(time.monotonic() - t0, 2),
         "latency_ms": summary,
+        "between": [began, time.time()],  # wall clock: from the first send to the last delivery
     }
     if cpu_before is not None and cpu_after is not None and sent["ok"]:
         # the server's CPU time from the first callback to the last delivery, per callback
@@ -135,6 +138,8 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
                                 steps.append(step)
                                 if step["sustained"]:
                                     best = mid
+            # the server has stopped: its log is complete
+            fixed["stages_ms"] = stages(server.log_path, *fixed["between"])
     finally:
         await sink.close()
     limited_by_generator = bool(

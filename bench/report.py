@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.stages import STAGES
+
 INGEST_RATIO = 0.40
 INGEST_P99_MS = 20.0
 E2E_P99_MS = 50.0
@@ -179,6 +181,21 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {backend} | {_num(f['rate'])}/s | {_ms(lat['p50'])} | {_ms(lat['p99'])} | {_ms(lat['max'])}"
             f" | {f['delivered']}/{f['sent']} | {_us(f.get('server_cpu_us_per_callback'))} | {top} |"
         )
+    staged = [(b, st) for b, r in backends.items() if (st := _get(r, "e2e", "fixed_rate", "stages_ms"))]
+    if staged:
+        out += [
+            "",
+            "Where the time goes at the fixed rate, from the server's own log lines (p50 / p99; see"
+            " `bench/stages.py`): stored = the handler's write to its 200, processed = the 200 to the job's"
+            " finish committed, attempted = the finish to the attempt recorded (hand-over or claim, POST,"
+            " record), POST = the request alone:",
+            "",
+            "| backend | stored | processed | attempted | POST |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for b, st in staged:
+            cells = " | ".join(f"{_ms(st[k]['p50'])} / {_ms(st[k]['p99'])}" for k in STAGES)
+            out.append(f"| {b} | {cells} |")
     steps = [(b, s) for b, r in backends.items() for s in (_get(r, "e2e", "steps") or [])]
     if steps:
         out += [

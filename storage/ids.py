@@ -48,3 +48,17 @@ def new_id(prefix: str, now: float | None = None) -> str:
     ms = int((time.time() if now is None else now) * 1000) & _MS_MASK
     value = (ms << 80) | _pool.take()
     return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+def id_time(identifier: str) -> float:
+    """The creation time an id carries (seconds, to the millisecond). ValueError if it is not one."""
+    body = identifier.rpartition("_")[2]
+    if len(body) != 26:
+        raise ValueError(f"not a Callboard id: {identifier!r}")
+    value = 0
+    for char in body:
+        digit = _ALPHABET.find(char)
+        if digit < 0:
+            raise ValueError(f"not a Callboard id: {identifier!r}")
+        value = value * 32 + digit
+    return (value >> 80) / 1000

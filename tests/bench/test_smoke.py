@@ -31,7 +31,12 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     sqlite = results["backends"]["sqlite"]
     assert sqlite["ingest"]["callboard"]["requests"] > 0
     assert sqlite["ingest"]["noop"]["requests"] > 0
-    assert sqlite["e2e"]["fixed_rate"]["delivered"] > 0
+    fixed = sqlite["e2e"]["fixed_rate"]
+    assert fixed["delivered"] > 0
+    # the step's callbacks are found in the server's log at every stage, none from other steps
+    stages = fixed["stages_ms"]
+    assert sorted(stages) == ["attempted", "post", "processed", "stored"]
+    assert all(0 < summary["count"] <= fixed["sent"] for summary in stages.values()), stages
     for case in ("wide", "deep"):
         assert sqlite["fanout"][case]["callboard"]["deliveries"] > 0
         assert sqlite["fanout"][case]["aiohttp"]["deliveries"] > 0

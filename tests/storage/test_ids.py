@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from storage.ids import _ALPHABET, new_id
+import pytest
+
+from storage.ids import _ALPHABET, id_time, new_id
 
 
 def decode(body: str) -> int:
@@ -37,3 +39,11 @@ def test_random_bits_use_the_whole_alphabet() -> None:
     """All 80 random bits vary: across many ids every character appears in the random part."""
     seen = set().union(*(new_id("x", 1.0)[12:] for _ in range(2000)))
     assert seen == set(_ALPHABET)
+
+
+def test_id_time_reads_back_the_milliseconds() -> None:
+    for now in (0.0, 1_763_719_331.123, 1_795_000_000.999):
+        assert id_time(new_id("dlv", now)) == int(now * 1000) / 1000
+    for bad in ("dlv_short", "x_" + "!" * 26, ""):
+        with pytest.raises(ValueError, match="not a Callboard id"):
+            id_time(bad)
