@@ -170,12 +170,7 @@ class DeliveryWorker:
                 self._spawn(self._release(delivery.id))
             return
         claimed_at = lease_until - self.config.lease
-        for delivery, sub in leased:
-            sid = delivery.subscription_id
-            self._held[sid] = self._held.get(sid, 0) + 1
-            self._queued.setdefault(sid, deque()).append(_Claimed(delivery, event, sub, claimed_at))
-        for sid in {delivery.subscription_id for delivery, _ in leased}:
-            self._start(session, sid)
+        self._enqueue(session, [_Claimed(delivery, event, sub, claimed_at) for delivery, sub in leased])
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -286,14 +281,19 @@ class DeliveryWorker:
         self._drained = len(claimed) < limit
         if not claimed:
             return 0
-        for delivery in claimed:
-            sid = delivery.subscription_id
-            self._held[sid] = self._held.get(sid, 0) + 1
-            queue = self._queued.setdefault(sid, deque())
-            queue.append(_Claimed(delivery, events.get(delivery.event_id), subs.get(sid), now))
-        for sid in {d.subscription_id for d in claimed}:
-            self._start(session, sid)
+        self._enqueue(
+            session, [_Claimed(d, events.get(d.event_id), subs.get(d.subscription_id), now) for d in claimed]
+        )
         return len(claimed)
+
+    def _enqueue(self, session: aiohttp.ClientSession, claimed: list[_Claimed]) -> None:
+        """Hold deliveries leased to this worker, queued per endpoint, and start what has a slot."""
+        for c in claimed:
+            sid = c.delivery.subscription_id
+            self._held[sid] = self._held.get(sid, 0) + 1
+            self._queued.setdefault(sid, deque()).append(c)
+        for sid in {c.delivery.subscription_id for c in claimed}:
+            self._start(session, sid)
 
     def _start(self, session: aiohttp.ClientSession, sid: str) -> None:
         """Start queued deliveries of an endpoint while it has free slots."""

@@ -469,13 +469,11 @@ async def insert_deliveries(
         " ON CONFLICT (event_id, subscription_id) DO NOTHING",
         [(d.id, d.event_id, d.subscription_id, DLV_PENDING, now, lease, now, now) for d, lease in written],
     )
+    subscriptions = {sid: _rows.subscription(row) for sid, row in enabled.items()} if leasing else {}
     leased: dict[str, list[tuple[Delivery, Subscription]]] = {}
-    subscriptions: dict[str, Subscription] = {}
     for d, lease in written:
         if lease is not None:
-            sid = d.subscription_id
-            sub = subscriptions.get(sid) or subscriptions.setdefault(sid, _rows.subscription(enabled[sid]))
-            leased.setdefault(d.event_id, []).append((d, sub))
+            leased.setdefault(d.event_id, []).append((d, subscriptions[d.subscription_id]))
     return any(lease is None for _, lease in written), leased
 
 
