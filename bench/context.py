@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import dbs, procs
+from bench import dbcpu, dbs, procs
 from bench.load import Item
 from bench.machine import Pinning
 from bench.payloads import Signer, Template, callback_paths, template
@@ -69,6 +69,8 @@ class Context:
     webhook_secret: str = field(default_factory=new_secret)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     started: float = field(default_factory=time.monotonic)
+    #: the PostgreSQL server's CPU (`bench/dbcpu.py`); None when not measured or not visible here
+    postgres_cpu: dbcpu.ServerCpu | None = None
     _serial: int = 0
 
     def __post_init__(self) -> None:
@@ -82,6 +84,11 @@ class Context:
     def label(self, what: str) -> str:
         self._serial += 1
         return f"{what}{self._serial}"
+
+    def database_cpu(self, backend: str) -> float | None:
+        """CPU seconds the database server has used so far (PostgreSQL's; None on SQLite, whose
+        work is in Callboard's own process and CPU)."""
+        return self.postgres_cpu.seconds() if backend == "postgres" and self.postgres_cpu else None
 
     # -- Callboard on a fresh database --------------------------------------------------------
 
@@ -121,6 +128,13 @@ class Context:
         jobs = await dbs.create_jobs(store, n, run=run, metadata={"bench": tag})
         paths = callback_paths(self.secret_key, [job_id for job_id, _ in jobs])
         return [Item(path, f"msg_{tid}", tid) for path, (_, tid) in zip(paths, jobs, strict=True)]
+
+
+def per_item_us(before: float | None, after: float | None, n: int) -> float | None:
+    """CPU seconds between two readings, in µs per item; None when either reading is missing."""
+    if before is None or after is None or not n:
+        return None
+    return round((after - before) / n * 1e6, 1)
 
 
 @contextlib.asynccontextmanager

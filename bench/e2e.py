@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.context import Context, opened_store, url_of
+from bench.context import Context, opened_store, per_item_us, url_of
 from bench.dbs import create_subscriptions
 from bench.load import open_loop
 from bench.procs import Process
@@ -47,6 +47,7 @@ def _latencies(sink: Sink) -> tuple[list[float], int]:
 
 async def _step(
     ctx: Context,
+    backend: str,
     session: aiohttp.ClientSession,
     server: Process,
     sink: Sink,
@@ -57,12 +58,12 @@ async def _step(
     n = max(1, round(rate * seconds))
     items = await ctx.items(store, n, "e2e")
     sink.reset()
-    cpu_before = server.cpu_seconds()
+    cpu_before, db_before = server.cpu_seconds(), ctx.database_cpu(backend)
     began = time.time()
     sent = await open_loop(session, url_of(server), ctx.template, ctx.signer, items, rate=rate)
     t0 = time.monotonic()
     delivered_all = await sink.wait_for(sent["ok"], ctx.durations.drain)
-    cpu_after = server.cpu_seconds()
+    cpu_after, db_after = server.cpu_seconds(), ctx.database_cpu(backend)
     lat, dupes = _latencies(sink)
     summary = summarize(lat)
     achieved = sent["achieved_rate"] or 0.0
@@ -85,6 +86,8 @@ async def _step(
     if cpu_before is not None and cpu_after is not None and sent["ok"]:
         # the server's CPU time from the first callback to the last delivery, per callback
         result["server_cpu_us_per_callback"] = round((cpu_after - cpu_before) / sent["ok"] * 1e6, 1)
+    if (db := per_item_us(db_before, db_after, sent["ok"])) is not None:
+        result["postgres_cpu_us_per_callback"] = db
     problems = []
     if sent["ok"] != sent["sent"]:
         problems.append(f"{sent['sent'] - sent['ok']} callbacks not answered 200 ({sent['statuses']})")
@@ -114,16 +117,16 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
                 connector = aiohttp.TCPConnector(limit=2000)
                 async with aiohttp.ClientSession(connector=connector) as session:
                     ctx.log(f"end to end {backend}: warm-up")
-                    await _step(ctx, session, server, sink, store, *WARMUP)
+                    await _step(ctx, backend, session, server, sink, store, *WARMUP)
                     ctx.log(f"end to end {backend}: {d.e2e_rate:g}/s for {d.e2e:g} s")
-                    fixed = await _step(ctx, session, server, sink, store, d.e2e_rate, d.e2e)
+                    fixed = await _step(ctx, backend, session, server, sink, store, d.e2e_rate, d.e2e)
                     _log_step(ctx, fixed)
                     steps = [fixed]
                     best = fixed["rate"] if fixed["sustained"] else None
                     failed_at = None if fixed["sustained"] else fixed["rate"]
                     if failed_at is None:
                         for rate in d.ramp_rates:
-                            step = await _step(ctx, session, server, sink, store, rate, d.ramp_step)
+                            step = await _step(ctx, backend, session, server, sink, store, rate, d.ramp_step)
                             _log_step(ctx, step)
                             steps.append(step)
                             if not step["sustained"]:
@@ -133,7 +136,7 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
                         if d.ramp_refine and best is not None and failed_at is not None:
                             mid = round((best + failed_at) / 2 / 100) * 100
                             if best < mid < failed_at:
-                                step = await _step(ctx, session, server, sink, store, mid, d.ramp_step)
+                                step = await _step(ctx, backend, session, server, sink, store, mid, d.ramp_step)
                                 _log_step(ctx, step)
                                 steps.append(step)
                                 if step["sustained"]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.context import Context, opened_store, url_of
+from bench.context import Context, opened_store, per_item_us, url_of
 from bench.dbs import create_events, create_subscriptions
 from bench.load import Item
 from bench.machine import ROOT
@@ -111,9 +111,9 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
             expected = events * subscribers
             started = time.time()
             with ctx.serve(f"{mode}", db_url) as server:
-                cpu_before = server.cpu_seconds()
+                cpu_before, db_before = server.cpu_seconds(), ctx.database_cpu(backend)
                 done = await sink.wait_for(expected, max(60.0, d.drain * 4))
-                cpu_after = server.cpu_seconds()
+                cpu_after, db_after = server.cpu_seconds(), ctx.database_cpu(backend)
                 drained = time.time()
                 received = list(sink.rec.received)
                 bad, verified = sink.bad_signatures, sink.verified
@@ -133,6 +133,8 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
     if cpu_before is not None and cpu_after is not None and received:
         # from the server being up to the last delivery: the worker's CPU per delivery
         result["server_cpu_us_per_delivery"] = round((cpu_after - cpu_before) / len(received) * 1e6, 1)
+    if (db := per_item_us(db_before, db_after, len(received))) is not None:
+        result["postgres_cpu_us_per_delivery"] = db
     if rounds:
         result["one_event_callback_to_last_delivery_ms"] = summarize(one_event)
     ctx.log(

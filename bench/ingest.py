@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from bench import procs
-from bench.context import Context, fake_items, opened_store, url_of
+from bench.context import Context, fake_items, opened_store, per_item_us, url_of
 from bench.load import Item, closed_loop, run_wrk, write_requests_file
 
 NOOP_ITEMS = 20_000
@@ -31,16 +31,19 @@ async def _drive(
     *,
     reuse: bool,
     server: procs.Process | None = None,
+    backend: str = "",
 ) -> dict[str, Any]:
-    before = server.cpu_times() if server else None
+    before, db_before = server.cpu_times() if server else None, ctx.database_cpu(backend)
     result = await _load(ctx, url, items, duration, reuse=reuse)
-    after = server.cpu_times() if server else None
+    after, db_after = server.cpu_times() if server else None, ctx.database_cpu(backend)
     if before is not None and after is not None and result["requests"]:
         # the server's CPU time over the run (all its threads), per answered request
         user, system = after[0] - before[0], after[1] - before[1]
         result["server_cpu_us_per_request"] = round((user + system) / result["requests"] * 1e6, 1)
         result["server_sys_us_per_request"] = round(system / result["requests"] * 1e6, 1)
         result["server_cpu_percent"] = round((user + system) / result["duration_s"] * 100, 1)
+    if (db := per_item_us(db_before, db_after, result["requests"])) is not None:
+        result["postgres_cpu_us_per_request"] = db  # the database server's, over the same window
     return result
 
 
@@ -88,7 +91,7 @@ async def callboard(ctx: Context, backend: str, ceiling_rps: float | None, *, wo
         with ctx.serve("ingest", db_url, no_worker=not workers) as server:
             url = url_of(server)
             await _drive(ctx, url, warm, d.ingest_warmup, reuse=False)
-            result = await _drive(ctx, url, items, d.ingest, reuse=False, server=server)
+            result = await _drive(ctx, url, items, d.ingest, reuse=False, server=server, backend=backend)
         async with opened_store(db_url) as store:
             stored = await store.count_callbacks()
     result["stored_callbacks"] = stored

@@ -45,7 +45,13 @@ def _us(x: float | None) -> str:
 def _cpu(x: dict[str, Any]) -> str:
     """An ingest row's CPU per request, with the kernel's share of it when recorded."""
     total, system = x.get("server_cpu_us_per_request"), x.get("server_sys_us_per_request")
-    return _us(total) if system is None or total is None else f"{_us(total)} ({system:,.0f})"
+    text = _us(total) if system is None or total is None else f"{_us(total)} ({system:,.0f})"
+    return _with_postgres(text, x.get("postgres_cpu_us_per_request"))
+
+
+def _with_postgres(text: str, postgres_us: float | None) -> str:
+    """A CPU figure of Callboard's, then the PostgreSQL server's over the same window when measured."""
+    return text if postgres_us is None else f"{text} + {postgres_us:,.0f} PostgreSQL"
 
 
 def _num(x: float | None) -> str:
@@ -129,7 +135,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Ingest (closed loop; signed ~1.5 KB generic callbacks, one job each, durable before the 200)",
         "",
-        "| backend | server | req/s | p50 | p99 | vs no-op | server CPU per request (of it kernel) |",
+        "| backend | server | req/s | p50 | p99 | vs no-op | server CPU per request (of it kernel) [+ PostgreSQL's] |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for backend, r in backends.items():
@@ -159,7 +165,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## End to end (callback in → signed delivery received by the sink)",
         "",
-        "| backend | rate | p50 | p99 | max | delivered | server CPU per callback"
+        "| backend | rate | p50 | p99 | max | delivered | server CPU per callback [+ PostgreSQL's]"
         " | highest rate sustained with p99 < 50 ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -179,7 +185,9 @@ def markdown(results: dict[str, Any]) -> str:
         lat = f["latency_ms"]
         out.append(
             f"| {backend} | {_num(f['rate'])}/s | {_ms(lat['p50'])} | {_ms(lat['p99'])} | {_ms(lat['max'])}"
-            f" | {f['delivered']}/{f['sent']} | {_us(f.get('server_cpu_us_per_callback'))} | {top} |"
+            f" | {f['delivered']}/{f['sent']}"
+            f" | {_with_postgres(_us(f.get('server_cpu_us_per_callback')), f.get('postgres_cpu_us_per_callback'))}"
+            f" | {top} |"
         )
     staged = [(b, st) for b, r in backends.items() if (st := _get(r, "e2e", "fixed_rate", "stages_ms"))]
     if staged:
@@ -215,7 +223,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Fan-out (deliveries/s at the sink while a backlog drains)",
         "",
-        "| backend | case | bare aiohttp (ceiling) | Callboard | vs aiohttp | CPU per delivery, bare / Callboard"
+        "| backend | case | bare aiohttp (ceiling) | Callboard | vs aiohttp"
+        " | CPU per delivery, bare / Callboard [+ PostgreSQL's]"
         " | one event → all subscribers |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -238,6 +247,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_us(_get(c, 'aiohttp', 'client_cpu_us_per_delivery'))} / "
                 f"{_us(_get(c, 'callboard', 'server_cpu_us_per_delivery'))}"
             )
+            cpu = _with_postgres(cpu, _get(c, "callboard", "postgres_cpu_us_per_delivery"))
             out.append(f"| {backend} | {name} | {_num(a)} | {got_text} | {_pct(ratio(got, a))} | {cpu} | {one_text} |")
     httpx = _get(results, "for_the_record", "fanout_httpx")
     if httpx:

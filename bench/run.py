@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, fanout, ingest, procs, report
+from bench import dbcpu, e2e, fanout, ingest, procs, report
 from bench.context import Context, Durations
 from bench.dbs import DEFAULT_POSTGRES_URL
 from bench.machine import ROOT, Pinning, ensure_wrk, git_commit, loadavg, machine, versions, wrk_version
@@ -82,6 +82,10 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     backends = BACKENDS if args.backend == "both" else (args.backend,)
     errors: list[str] = []
     per_backend: dict[str, Any] = {}
+    if "postgres" in backends:
+        ctx.postgres_cpu = await dbcpu.find(ctx.postgres_url)
+        if ctx.postgres_cpu is None:
+            ctx.log("the PostgreSQL server's processes are not visible here: its CPU is not reported")
     for backend in backends:
         r: dict[str, Any] = {}
         if "ingest" in scenarios:

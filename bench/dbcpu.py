@@ -1,0 +1,70 @@
+"""The PostgreSQL server's own CPU time, read from `/proc` when the server runs on this machine.
+
+Callboard's CPU per item counts its own process only. On SQLite that is all of it: the database
+works inside the process. On PostgreSQL the server's backends do part of the work in processes
+of their own, unpinned, on both cores, competing with Callboard and the load; so the report also
+gives their CPU per item over the same window, which is what a deployment pays for the database.
+
+The whole server is counted: the postmaster and every child of it (backends, the WAL writer, the
+checkpointer, …), alive or exited since (the CPU of a child the postmaster has reaped is in its
+`cutime`/`cstime`). Anything else the server does meanwhile (another client's queries, a test
+suite on the same server) is counted too. A server elsewhere, or in another PID namespace, gives
+None: nothing is reported rather than a wrong figure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import asyncpg
+
+_PROC = Path("/proc")
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3 on); None if it is gone."""
+    try:
+        return (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+class ServerCpu:
+    """CPU seconds used so far by one PostgreSQL server (its postmaster and all its children)."""
+
+    def __init__(self, postmaster: int) -> None:
+        self.postmaster = postmaster
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(self) -> float | None:
+        own = _stat(self.postmaster)
+        if own is None:
+            return None
+        # utime, stime, cutime, cstime are fields 14-17: indexes 11-14 here
+        ticks = sum(int(v) for v in own[11:15])
+        for entry in _PROC.iterdir():
+            if not entry.name.isdigit():
+                continue
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[1] == str(self.postmaster):  # field 4: the parent
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / self._tick
+
+
+async def find(url: str) -> ServerCpu | None:
+    """The meter of the server at `url`, when its processes are visible here; else None."""
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        fields = _stat(int(backend))
+        if fields is None or not (_PROC / str(backend) / "comm").read_text().startswith("postgres"):
+            return None  # a pid of another machine or namespace
+        return ServerCpu(int(fields[1]))
+    except OSError:
+        return None
+    finally:
+        await conn.close()
