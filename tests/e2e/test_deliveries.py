@@ -249,7 +249,11 @@ def test_delivery_in_flight_when_the_worker_is_killed_is_retried_after_the_lease
 ) -> None:
     """SIGKILL while a slow subscriber holds the request: nothing is stuck. After a restart that
     delivery is taken again once its lease (2 × 2 s timeout + 5 s) has run out, and succeeds; a
-    retry that was scheduled but not yet due when the process died is made too."""
+    retry that was scheduled but not yet due when the process died is made too.
+
+    Both deliveries are written already leased to the running worker, which has room, when the job
+    finishes (the
+    hand-over, `Sender.lease_until`), not claimed: this is the crash path of that hand-over."""
     cb = start(DELIVERY_TIMEOUT="2", RETRY_SCHEDULE="0,3,3")
     with running_subscriber() as slow, running_subscriber() as flaky:
         slow.script(Reply(delay=30))
@@ -272,7 +276,7 @@ def test_delivery_in_flight_when_the_worker_is_killed_is_retried_after_the_lease
         assert held["status"] == "pending" and held["attempts"] == 0  # the killed attempt left no record
         assert (
             time.time() < held["lease_until"] <= first.at + 2 * 2 + 5
-        )  # claimed (leased) before it was sent
+        )  # leased (handed over) before it was sent
         [scheduled] = db_rows(cb, sql, flaky_sub["id"])
         assert scheduled["status"] == "pending" and scheduled["attempts"] == 1
         assert scheduled["next_attempt_at"] > time.time()
