@@ -251,9 +251,9 @@ def test_delivery_in_flight_when_the_worker_is_killed_is_retried_after_the_lease
     delivery is taken again once its lease (2 × 2 s timeout + 5 s) has run out, and succeeds; a
     retry that was scheduled but not yet due when the process died is made too.
 
-    Both deliveries are written already leased to the running worker, which has room, when the job
-    finishes (the
-    hand-over, `Sender.lease_until`), not claimed: this is the crash path of that hand-over."""
+    Both deliveries are written already leased to the running worker, which has room, when the
+    job finishes (the hand-over, `Sender.lease_until`), not claimed: this is the crash path of
+    that hand-over."""
     cb = start(DELIVERY_TIMEOUT="2", RETRY_SCHEDULE="0,3,3")
     with running_subscriber() as slow, running_subscriber() as flaky:
         slow.script(Reply(delay=30))
