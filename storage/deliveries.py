@@ -268,7 +268,9 @@ class DeliveriesStore(StoreBase):
         CTE fared little better (a bitmap scan of every pending row for each candidate, 50 ms).
         The re-check of the rows looked up is written `(d.status = ?) IS TRUE` (the same for a
         NOT NULL column) so that no index on `status` matches it: the id's is the one left, and
-        a claim reads the rows it takes, not every pending one (4-10 ms with thousands)."""
+        a claim reads the rows it takes, not every pending one (4-10 ms with thousands). Rows
+        another claim holds locked are skipped, not replaced: a claim made while another runs may
+        take fewer than `limit`, and the next one takes the rest."""
         not_in = f" AND s.id NOT IN {placeholders(excluded)}" if excluded else ""
         return (
             "UPDATE deliveries SET lease_until = ? WHERE id IN ("
