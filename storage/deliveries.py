@@ -162,10 +162,16 @@ def _disable_row(r: Recorded) -> tuple[object, ...]:
     return (r.disable_reason, now, now, r.delivery.subscription_id)
 
 
+#: a PostgreSQL claim considers this many times its limit of candidates, so that the rows one
+#: concurrent claim takes are replaced by the next ones due (see `_pg_claim`)
+CLAIM_CANDIDATES = 2
+
+
 def _pg_claim_args(
     now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str]
 ) -> tuple[object, ...]:
-    return (now + lease, DLV_PENDING, now, now, per_subscription, *exclude, limit, DLV_PENDING, now, limit)
+    candidates = limit * CLAIM_CANDIDATES
+    return (now + lease, DLV_PENDING, now, now, per_subscription, *exclude, candidates, DLV_PENDING, now, limit)
 
 
 @dataclass(frozen=True)
@@ -258,8 +264,8 @@ class DeliveriesStore(StoreBase):
     def _pg_claim(self, excluded: int) -> str:
         """The PostgreSQL claim (`UPDATE … RETURNING *`), for `_pg_claim_args`.
 
-        The candidates (each enabled endpoint's first due rows, then the earliest `limit` of
-        them) are computed once, as an array (an uncorrelated `ARRAY(…)` is an init plan), then
+        The candidates (each enabled endpoint's first due rows, then the earliest of them) are
+        computed once, as an array (an uncorrelated `ARRAY(…)` is an init plan), then
         looked up by id, re-checked and locked. Written as
         `d.id IN (<candidates>)`, the planner was free to put them on the inner side of a nested
         loop over every pending delivery, and did whenever the table's statistics were older than
@@ -268,9 +274,10 @@ class DeliveriesStore(StoreBase):
         CTE fared little better (a bitmap scan of every pending row for each candidate, 50 ms).
         The re-check of the rows looked up is written `(d.status = ?) IS TRUE` (the same for a
         NOT NULL column) so that no index on `status` matches it: the id's is the one left, and
-        a claim reads the rows it takes, not every pending one (4-10 ms with thousands). Rows
-        another claim holds locked are skipped, not replaced: a claim made while another runs may
-        take fewer than `limit`, and the next one takes the rest."""
+        a claim reads the rows it takes, not every pending one (4-10 ms with thousands). The
+        candidates are cut to `CLAIM_CANDIDATES` times `limit`, not to `limit`: rows another claim
+        locks or leases meanwhile (skipped, or dropped by the re-check) are replaced from the rest,
+        so a short claim still means that nothing else was due, which the worker relies on."""
         not_in = f" AND s.id NOT IN {placeholders(excluded)}" if excluded else ""
         return (
             "UPDATE deliveries SET lease_until = ? WHERE id IN ("

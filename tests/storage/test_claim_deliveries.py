@@ -79,3 +79,35 @@ async def test_a_claimed_batch_carries_each_event_and_subscription_once_per_id(s
     assert len(rest.deliveries) == 2 and set(rest.events) == {d.event_id for d in rest.deliveries}
     empty = await store.claim_delivery_batch(now=now, lease=60, limit=10, per_subscription=2)
     assert empty.deliveries == [] and empty.events == {} and empty.subscriptions == {}
+
+
+async def test_rows_another_claim_holds_are_replaced_by_the_next_due_on_postgres(postgres_url: str) -> None:
+    """While another transaction holds the earliest due deliveries locked (a concurrent claim),
+    a claim skips them and still takes `limit`: the next ones due. A claim that comes back short
+    means nothing else was due, which the worker takes as its cue to wait."""
+    import asyncpg
+
+    from storage.store import open_store
+
+    async with open_store(postgres_url) as store:
+        sub = await subscription(store)
+        ids = []
+        for _ in range(6):
+            done = finish(await new_job(store), None, [sub])
+            assert await store.finish_job(done)
+            ids += [d.id for d in await store.deliveries_for_events([done.event.id])]
+            time.sleep(0.002)  # distinct next_attempt_at, in event order
+        now = time.time() + 1
+        other = await asyncpg.connect(postgres_url)
+        try:
+            async with other.transaction():
+                held = await other.fetch(
+                    "SELECT id FROM deliveries WHERE id = ANY($1::text[]) FOR UPDATE", ids[:2]
+                )
+                assert len(held) == 2
+                claimed = await store.claim_deliveries(now=now, lease=60, limit=2, per_subscription=10)
+                assert [d.id for d in claimed] == ids[2:4]
+        finally:
+            await other.close()
+        rest = await store.claim_deliveries(now=now, lease=60, limit=10, per_subscription=10)
+        assert sorted(d.id for d in rest) == sorted(ids[:2] + ids[4:])
