@@ -19,15 +19,9 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.procs import stat_fields
+
 _PROC = Path("/proc")
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (field 3 on); None if it is gone."""
-    try:
-        return (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
 
 
 class ServerCpu:
@@ -38,16 +32,15 @@ class ServerCpu:
         self._tick = os.sysconf("SC_CLK_TCK")
 
     def seconds(self) -> float | None:
-        own = _stat(self.postmaster)
+        own = stat_fields(self.postmaster)
         if own is None:
             return None
-        # utime, stime, cutime, cstime are fields 14-17: indexes 11-14 here
         ticks = sum(int(v) for v in own[11:15])
         for entry in _PROC.iterdir():
             if not entry.name.isdigit():
                 continue
-            fields = _stat(int(entry.name))
-            if fields is not None and fields[1] == str(self.postmaster):  # field 4: the parent
+            fields = stat_fields(int(entry.name))
+            if fields is not None and fields[1] == str(self.postmaster):  # its parent
                 ticks += int(fields[11]) + int(fields[12])
         return ticks / self._tick
 
@@ -60,7 +53,7 @@ async def find(url: str) -> ServerCpu | None:
         return None
     try:
         backend = await conn.fetchval("SELECT pg_backend_pid()")
-        fields = _stat(int(backend))
+        fields = stat_fields(int(backend))
         if fields is None or not (_PROC / str(backend) / "comm").read_text().startswith("postgres"):
             return None  # a pid of another machine or namespace
         return ServerCpu(int(fields[1]))

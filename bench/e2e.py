@@ -83,9 +83,9 @@ async def _step(
         "latency_ms": summary,
         "between": [began, time.time()],  # wall clock: from the first send to the last delivery
     }
-    if cpu_before is not None and cpu_after is not None and sent["ok"]:
-        # the server's CPU time from the first callback to the last delivery, per callback
-        result["server_cpu_us_per_callback"] = round((cpu_after - cpu_before) / sent["ok"] * 1e6, 1)
+    # the server's CPU time from the first callback to the last delivery, per callback
+    if (cpu := per_item_us(cpu_before, cpu_after, sent["ok"])) is not None:
+        result["server_cpu_us_per_callback"] = cpu
     if (db := per_item_us(db_before, db_after, sent["ok"])) is not None:
         result["postgres_cpu_us_per_callback"] = db
     problems = []

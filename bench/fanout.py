@@ -130,9 +130,9 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
         "bad_signatures": bad,
         "verified_signatures": verified,
     }
-    if cpu_before is not None and cpu_after is not None and received:
-        # from the server being up to the last delivery: the worker's CPU per delivery
-        result["server_cpu_us_per_delivery"] = round((cpu_after - cpu_before) / len(received) * 1e6, 1)
+    # from the server being up to the last delivery: the worker's CPU per delivery
+    if (cpu := per_item_us(cpu_before, cpu_after, len(received))) is not None:
+        result["server_cpu_us_per_delivery"] = cpu
     if (db := per_item_us(db_before, db_after, len(received))) is not None:
         result["postgres_cpu_us_per_delivery"] = db
     if rounds:

@@ -129,11 +129,8 @@ class Process:
     def cpu_times(self) -> tuple[float, float] | None:
         """(user, system) CPU time of the process so far (all its threads); None when unknown.
         System time is the kernel working for it: sockets, and on SQLite the WAL's writes and fsyncs."""
-        if self.proc is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        fields = None if self.proc is None else stat_fields(self.proc.pid)
+        if fields is None:
             return None
         tick = os.sysconf("SC_CLK_TCK")
         return int(fields[11]) / tick, int(fields[12]) / tick
@@ -153,6 +150,15 @@ class Process:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3 on: state, parent, …;
+    utime and stime at 11 and 12, cutime and cstime at 13 and 14); None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def py_spy() -> str:

@@ -264,20 +264,16 @@ class DeliveriesStore(StoreBase):
     def _pg_claim(self, excluded: int) -> str:
         """The PostgreSQL claim (`UPDATE … RETURNING *`), for `_pg_claim_args`.
 
-        The candidates (each enabled endpoint's first due rows, then the earliest of them) are
-        computed once, as an array (an uncorrelated `ARRAY(…)` is an init plan), then
-        looked up by id, re-checked and locked. Written as
-        `d.id IN (<candidates>)`, the planner was free to put them on the inner side of a nested
-        loop over every pending delivery, and did whenever the table's statistics were older than
-        its backlog (a fresh table, autovacuum not yet round, or off): the candidates were computed
-        again for each pending row, 31 ms per claim with 400 pending instead of 1. A materialized
-        CTE fared little better (a bitmap scan of every pending row for each candidate, 50 ms).
-        The re-check of the rows looked up is written `(d.status = ?) IS TRUE` (the same for a
-        NOT NULL column) so that no index on `status` matches it: the id's is the one left, and
-        a claim reads the rows it takes, not every pending one (4-10 ms with thousands). The
-        candidates are cut to `CLAIM_CANDIDATES` times `limit`, not to `limit`: rows another claim
-        locks or leases meanwhile (skipped, or dropped by the re-check) are replaced from the rest,
-        so a short claim still means that nothing else was due, which the worker relies on."""
+        The candidates (each enabled endpoint's first due rows, then the earliest
+        `CLAIM_CANDIDATES` × `limit` of them) are an uncorrelated `ARRAY(…)`, computed once, then
+        looked up by id, re-checked and locked. The shape keeps the plan sane when the table's
+        statistics are older than its backlog (a fresh table, autovacuum not yet round, or off):
+        as `d.id IN (<candidates>)` the planner re-ran the candidates once per pending row
+        (31 ms a claim with 400 pending; docs/benchmarks.md, change 28). The re-check is written
+        `(d.status = ?) IS TRUE` (the same, for a NOT NULL column) so that no index on `status`
+        matches it and the primary key's is the one left. The candidates outnumber `limit` so
+        that rows another claim locks or leases meanwhile (skipped, or dropped by the re-check)
+        are replaced: a short claim still means nothing else was due, which the worker relies on."""
         not_in = f" AND s.id NOT IN {placeholders(excluded)}" if excluded else ""
         return (
             "UPDATE deliveries SET lease_until = ? WHERE id IN ("

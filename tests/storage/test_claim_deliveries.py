@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 
-from storage.store import Store
+import asyncpg
+
+from storage.store import Store, open_store
 from tests.storage.test_hot_path_writes import finish, new_job, subscription
 
 
@@ -85,10 +87,6 @@ async def test_rows_another_claim_holds_are_replaced_by_the_next_due_on_postgres
     """While another transaction holds the earliest due deliveries locked (a concurrent claim),
     a claim skips them and still takes `limit`: the next ones due. A claim that comes back short
     means nothing else was due, which the worker takes as its cue to wait."""
-    import asyncpg
-
-    from storage.store import open_store
-
     async with open_store(postgres_url) as store:
         sub = await subscription(store)
         ids = []
