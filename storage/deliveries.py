@@ -204,9 +204,12 @@ class DeliveriesStore(StoreBase):
         # index range scan on deliveries_subscription_due that stops there; none when it has
         # fewer), then its due rows up to that one, then the earliest `limit` of all of those.
         # No ranking of the whole backlog, which cost milliseconds per claim with thousands due.
+        # The second range is bounded by `coalesce(cut.at, now)` alone: with `next_attempt_at <= now`
+        # beside it (true of every row up to cut.at) SQLite bounded the index range by that instead,
+        # and read every pending row of the endpoint, leased ones included, on every claim.
         excluded = f" AND s.id NOT IN {placeholders(len(exclude))}" if exclude else ""
-        due = "x.status = ? AND x.next_attempt_at <= ? AND (x.lease_until IS NULL OR x.lease_until < ?)"
-        nth = f"FROM deliveries x WHERE x.subscription_id = s.id AND {due}"
+        unleased = "x.status = ? AND (x.lease_until IS NULL OR x.lease_until < ?)"
+        nth = f"FROM deliveries x WHERE x.subscription_id = s.id AND {unleased} AND x.next_attempt_at <= ?"
         nth += " ORDER BY x.next_attempt_at, x.id LIMIT 1 OFFSET ?"
         async with self.db.transaction(durable=False) as tx:  # a lease: lost in a power failure, claimed again
             rows = await tx.fetch(
@@ -215,14 +218,13 @@ class DeliveriesStore(StoreBase):
                 f" FROM subscriptions s WHERE s.enabled = 1{excluded})"
                 " UPDATE deliveries SET lease_until = ? WHERE id IN ("
                 "SELECT x.id FROM cut CROSS JOIN deliveries x ON x.subscription_id = cut.sid"
-                f" WHERE {due} AND x.next_attempt_at <= coalesce(cut.at, ?)"
+                f" WHERE {unleased} AND x.next_attempt_at <= coalesce(cut.at, ?)"
                 " AND (cut.at IS NULL OR (x.next_attempt_at, x.id) <= (cut.at, cut.last))"
                 " ORDER BY x.next_attempt_at, x.id LIMIT ?) RETURNING *",
                 *(DLV_PENDING, now, now, per_subscription - 1) * 2,
                 *exclude,
                 now + lease,
                 DLV_PENDING,
-                now,
                 now,
                 now,
                 limit,

@@ -8,7 +8,9 @@ only, the excluded ones left out, leased rows skipped until their lease runs out
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import asyncpg
 
@@ -109,3 +111,42 @@ async def test_rows_another_claim_holds_are_replaced_by_the_next_due_on_postgres
             await other.close()
         rest = await store.claim_deliveries(now=now, lease=60, limit=10, per_subscription=10)
         assert sorted(d.id for d in rest) == sorted(ids[:2] + ids[4:])
+
+
+async def test_a_sqlite_claim_reads_what_it_takes_not_the_whole_backlog(tmp_path: Path) -> None:
+    """The work of a claim of 16 (SQLite's virtual-machine steps, counted by its progress
+    handler: the same on every machine, unlike its time) does not grow with the endpoint's
+    backlog. It once read every pending row of the endpoint on every claim: with twenty times the
+    backlog, nearly four times the steps."""
+    async with open_store(f"sqlite:///{tmp_path / 'claim.db'}") as store:
+        sub = await subscription(store)
+
+        async def add_due(n: int) -> None:
+            async def one() -> None:
+                assert await store.finish_job(finish(await new_job(store), None, [sub]))
+
+            await asyncio.gather(*(one() for _ in range(n)))
+
+        async def steps_of_a_claim(now: float) -> int:
+            conn = store.db._writer  # type: ignore[attr-defined]
+            assert conn is not None and conn.raw is not None
+            steps = 0
+
+            def count() -> int:
+                nonlocal steps
+                steps += 1
+                return 0  # go on
+
+            conn.raw.set_progress_handler(count, 100)
+            try:
+                claimed = await store.claim_deliveries(now=now, lease=60, limit=16, per_subscription=16)
+            finally:
+                conn.raw.set_progress_handler(None, 0)
+            assert len(claimed) == 16
+            return steps
+
+        await add_due(40)
+        small = await steps_of_a_claim(time.time() + 1)
+        await add_due(760)
+        large = await steps_of_a_claim(time.time() + 1000)  # the first claim's leases have run out
+    assert large < 1.5 * small, (small, large)
