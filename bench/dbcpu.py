@@ -22,6 +22,7 @@ import asyncpg
 from bench.procs import stat_fields
 
 _PROC = Path("/proc")
+_SCANS = 5
 
 
 class ServerCpu:
@@ -32,17 +33,33 @@ class ServerCpu:
         self._tick = os.sysconf("SC_CLK_TCK")
 
     def seconds(self) -> float | None:
-        own = stat_fields(self.postmaster)
-        if own is None:
-            return None
-        ticks = sum(int(v) for v in own[11:15])
+        """The total, from a scan during which the postmaster reaped no child that had used CPU.
+
+        A child reaped mid-scan would be missed twice over: gone from /proc when the scan reaches
+        it, and not yet in the `cutime` read before the scan. So the postmaster's own fields are
+        read again after the scan, and the scan is repeated (a few times at most) when they moved.
+        """
+        ticks: int | None = None
+        for _ in range(_SCANS):
+            before = stat_fields(self.postmaster)
+            children = self._children_ticks()
+            after = stat_fields(self.postmaster)
+            if before is None or after is None:
+                return None
+            ticks = sum(int(v) for v in after[11:15]) + children
+            if after[13:15] == before[13:15]:  # no reaped child's CPU arrived during the scan
+                break
+        return None if ticks is None else ticks / self._tick
+
+    def _children_ticks(self) -> int:
+        ticks = 0
         for entry in _PROC.iterdir():
             if not entry.name.isdigit():
                 continue
             fields = stat_fields(int(entry.name))
             if fields is not None and fields[1] == str(self.postmaster):  # its parent
                 ticks += int(fields[11]) + int(fields[12])
-        return ticks / self._tick
+        return ticks
 
 
 async def find(url: str) -> ServerCpu | None:
