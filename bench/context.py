@@ -36,6 +36,9 @@ class Durations:
     wide_rounds: int = 10
     deep_events: int = 5000
     ingest_with_workers: bool = True
+    #: ingest and each fan-out case are measured this many times, ceiling then Callboard in turn;
+    #: the round with the median ratio is reported (single runs moved by ±30 % on this machine)
+    repeats: int = 3
 
     @classmethod
     def quick(cls) -> Durations:
@@ -51,6 +54,7 @@ class Durations:
             wide_rounds=2,
             deep_events=500,
             ingest_with_workers=False,
+            repeats=1,
         )
 
 

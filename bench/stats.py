@@ -46,5 +46,14 @@ def median(values: Sequence[float]) -> float | None:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def median_index(values: Sequence[float | None]) -> int | None:
+    """The index of the median of `values` (the lower middle of an even count; Nones left out):
+    the round whose figures stand for a repeated measurement. None when every value is None."""
+    ranked = sorted((v, i) for i, v in enumerate(values) if v is not None)
+    if not ranked:
+        return None
+    return ranked[(len(ranked) - 1) // 2][1]
+
+
 def ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} ms"

@@ -31,6 +31,9 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     sqlite = results["backends"]["sqlite"]
     assert sqlite["ingest"]["callboard"]["requests"] > 0
     assert sqlite["ingest"]["noop"]["requests"] > 0
+    # --quick measures each pair once; the round reported is that one, its ratio recorded
+    assert sqlite["ingest"]["reported_round"] == 1
+    assert sqlite["ingest"]["rounds"][0]["ratio"] > 0
     fixed = sqlite["e2e"]["fixed_rate"]
     assert fixed["delivered"] > 0
     # the step's callbacks are found in the server's log at every stage, none from other steps
