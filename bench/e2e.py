@@ -142,7 +142,7 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
                                 if step["sustained"]:
                                     best = mid
             # the server has stopped: its log is complete
-            fixed["stages_ms"] = stages(server.log_path, *fixed["between"])
+            fixed["stages_ms"] = await stages(server.log_path, store, *fixed["between"])
     finally:
         await sink.close()
     limited_by_generator = bool(

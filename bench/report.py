@@ -220,10 +220,10 @@ def markdown(results: dict[str, Any]) -> str:
     if staged:
         out += [
             "",
-            "Where the time goes at the fixed rate, from the server's own log lines (p50 / p99; see"
-            " `bench/stages.py`): stored = the handler's write to its 200, processed = the 200 to the job's"
-            " finish committed, attempted = the finish to the attempt recorded (hand-over or claim, POST,"
-            " record), POST = the request alone:",
+            "Where the time goes at the fixed rate, from the server's log lines and attempts (p50 / p99;"
+            " see `bench/stages.py`): stored = the handler's write to its 200, processed = the 200 to the"
+            " job's finish committed, attempted = the finish to the end of the delivery's first POST"
+            " (hand-over or claim, POST), POST = the request alone:",
             "",
             "| backend | stored | processed | attempted | POST |",
             "|---|---:|---:|---:|---:|",

@@ -101,10 +101,17 @@ Measure = Callable[[], Awaitable[dict[str, Any]]]
 
 
 async def _repeated(
-    ctx: Context, what: str, names: tuple[str, str], ceiling: Measure, measured: Measure, rate: str
+    ctx: Context,
+    what: str,
+    names: tuple[str, str],
+    ceiling: Measure,
+    measured: Measure,
+    rate: str,
+    cpu: tuple[str, str],
 ) -> dict[str, Any]:
     """`ctx.durations.repeats` rounds of the ceiling, then Callboard; the round with the median ratio of
-    their `rate`s is reported under `names`, and every round's rates and ratio under "rounds".
+    their `rate`s is reported under `names`, and every round's rates, ratio and CPU per item (the
+    `cpu` keys of the two) under "rounds".
 
     A single round's ratio moved by ±30 % between runs of unchanged code on this shared machine
     (the deep fan-out 31-52 % on 2026-12-04): the median of alternating rounds is what a rerun
@@ -124,7 +131,13 @@ async def _repeated(
         names[0]: base,
         names[1]: got,
         "rounds": [
-            {names[0]: _rate(b, rate), names[1]: _rate(g, rate), "ratio": None if x is None else round(x, 4)}
+            {
+                names[0]: _rate(b, rate),
+                names[1]: _rate(g, rate),
+                "ratio": None if x is None else round(x, 4),
+                f"{names[0]}_cpu_us": _rate(b, cpu[0]),
+                f"{names[1]}_cpu_us": _rate(g, cpu[1]),
+            }
             for (b, g), x in zip(rounds, ratios, strict=True)
         ],
         "reported_round": None if chosen is None else chosen + 1,
@@ -148,7 +161,8 @@ async def _ingest(ctx: Context, errors: list[str], backend: str) -> dict[str, An
         result: dict[str, Any] = await _guard(errors, f"ingest {backend}", ctx, what)
         return result
 
-    out = await _repeated(ctx, f"ingest {backend}", ("noop", "callboard"), noop, stored, "rps")
+    cpu = ("server_cpu_us_per_request", "server_cpu_us_per_request")
+    out = await _repeated(ctx, f"ingest {backend}", ("noop", "callboard"), noop, stored, "rps", cpu)
     if ctx.durations.ingest_with_workers:
         what = functools.partial(ingest.callboard, ctx, backend, _rate(out["noop"], "rps"), workers=True)
         out["callboard_with_workers"] = await _guard(errors, f"ingest {backend} with workers", ctx, what)
@@ -184,6 +198,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
                     functools.partial(_guard, errors, f"fan-out ceiling aiohttp {mode} ({backend} run)", ctx, bare),
                     functools.partial(_guard, errors, f"fan-out {mode} {backend}", ctx, drained),
                     "deliveries_per_s",
+                    ("client_cpu_us_per_delivery", "server_cpu_us_per_delivery"),
                 )
         per_backend[backend] = r
     record: dict[str, Any] = {}

@@ -1,18 +1,20 @@
-"""Where end to end's time goes, read from the server's own log lines (JSON, one per line).
+"""Where end to end's time goes, read from the server's own log lines (JSON, one per line) and
+from its delivery log (the attempts table).
 
-The sink measures a callback's whole path; these split it at what the server logs, for the
-callbacks that arrived in a window (the fixed-rate step):
+The sink measures a callback's whole path; these split it for the callbacks that arrived in a
+window (the fixed-rate step):
 
 * stored: the handler's id for the callback (made once it is verified) to its `callback` line,
   written when the 200 is: the durable write, and waiting for the group commit;
 * processed: that line to its `callback.processed` line, written once its job's finish is
   committed: the processor's wake-up, claim, resolve and finish;
-* attempted: the finish (the delivery's id is made at its start) to the `delivery.attempt` line,
-  written once the attempt is recorded: the hand-over or claim, the POST and its record;
+* attempted: the finish (the delivery's id is made at its start) to the end of the delivery's
+  first POST (its attempt's start plus its latency): the hand-over or claim, and the POST;
 * post: the POST alone, as the worker timed it.
 
 Ids carry their creation time to the millisecond (`storage.ids.id_time`), the log lines theirs
-to the microsecond, on the same clock.
+to the microsecond, attempts theirs as stored, all on the same clock. Successful attempts are
+not logged at the default level, so the last two come from the database.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import msgspec
 
 from bench.stats import summarize
 from storage.ids import id_time
+from storage.store import Store
 
 STAGES = ("stored", "processed", "attempted", "post")
 
@@ -33,12 +36,10 @@ def _at(record: dict[str, Any]) -> float:
     return datetime.datetime.fromisoformat(str(record["timestamp"])).timestamp()
 
 
-def stages(log_path: Path, since: float, until: float) -> dict[str, dict[str, float | None]]:
+async def stages(log_path: Path, store: Store, since: float, until: float) -> dict[str, dict[str, float | None]]:
     """Each stage's summary (milliseconds) for the callbacks that arrived in [since, until]."""
     acknowledged: dict[str, float] = {}  # job → its callback's `callback` line
     processed: dict[str, tuple[float, float]] = {}  # job → (arrival, its `callback.processed` line)
-    attempted: list[float] = []
-    post: list[float] = []
     with open(log_path, "rb") as lines:
         for line in lines:
             if not line.startswith(b"{"):
@@ -52,18 +53,38 @@ def stages(log_path: Path, since: float, until: float) -> dict[str, dict[str, fl
                     arrival = id_time(record["callback"])
                     if since <= arrival <= until:
                         processed[record["job"]] = (arrival, _at(record))
-                elif event == "delivery.attempt" and record.get("delivery"):
-                    finished = id_time(record["delivery"])
-                    if since <= finished <= until:
-                        attempted.append((_at(record) - finished) * 1000)
-                        post.append(float(record.get("latency_ms") or 0.0))
             except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError):
                 continue  # a line of another shape (a traceback, uvicorn's own): not one of these
     stored = [(acknowledged[job] - arrival) * 1000 for job, (arrival, _) in processed.items() if job in acknowledged]
     done = [(at - acknowledged[job]) * 1000 for job, (_, at) in processed.items() if job in acknowledged]
+    attempted, post = await _first_posts(store, since, until)
     return {
         "stored": summarize(stored),
         "processed": summarize(done),
         "attempted": summarize(attempted),
         "post": summarize(post),
     }
+
+
+async def _first_posts(store: Store, since: float, until: float) -> tuple[list[float], list[float]]:
+    """For deliveries made in the window (or their callbacks' finishes): from each one's creation
+    to the end of its first POST, and that POST's latency, in milliseconds."""
+    async with store.db.read() as db:
+        rows = await db.fetch(
+            "SELECT d.id, a.attempted_at, a.latency_ms FROM deliveries d JOIN attempts a ON a.delivery_id = d.id"
+            " WHERE d.created_at >= ? AND d.created_at <= ? ORDER BY a.attempted_at",
+            since - 1.0,
+            until + 1.0,
+        )
+    attempted: list[float] = []
+    post: list[float] = []
+    seen: set[str] = set()
+    for row in rows:
+        delivery, latency = str(row["id"]), float(row["latency_ms"] or 0.0)
+        created = id_time(delivery)
+        if delivery in seen or not since <= created <= until:
+            continue
+        seen.add(delivery)
+        attempted.append((float(row["attempted_at"]) - created) * 1000 + latency)
+        post.append(latency)
+    return attempted, post

@@ -3,7 +3,8 @@
 `configure_logging()` is called once at startup. uvicorn's and hypercorn's stdlib loggers go
 through the same renderer. Log an event name with key/values; never a secret or a raw body.
 
-A line is logged per callback and per delivery attempt, so the path is kept short: the timestamp
+A line is logged per callback (and per delivery attempt that did not succeed; successes at
+debug level, `CALLBOARD_LOG_LEVEL`), so the path is kept short: the timestamp
 is formatted once per second (then only the microseconds), and JSON lines are encoded to bytes
 once. Lines logged on an event loop are written together, `FLUSH_DELAY` seconds after the first
 of them (one `write()` for all, scheduled with `call_later`), or at once when `FLUSH_BYTES` are
@@ -147,6 +148,11 @@ class LineWriterFactory:
 
     def __call__(self, *args: object) -> LineWriter:
         return self._writer
+
+
+def log_level(name: str) -> int:
+    """The `logging` level of a name `CALLBOARD_LOG_LEVEL` allows ("debug", "info", …)."""
+    return int(logging.getLevelName(name.upper()))
 
 
 def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:

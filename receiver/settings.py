@@ -17,6 +17,7 @@ from receiver.providers import DEFAULT_BASE_URLS
 from receiver.providers.base import ProviderConfig
 from routes.retry import DEFAULT_RETRY_SCHEDULE, parse_schedule
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
 PROVIDERS = ("generic", "assemblyai", "recall", "gladia", "deepgram", "revai", "speechmatics", "aitronos")
 
 
@@ -31,6 +32,13 @@ def _bool(name: str, value: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return lowered
 
 
 def _number(name: str, value: str, kind: type[int] | type[float] = float) -> float:
@@ -60,6 +68,7 @@ class Settings:
     health_interval: float = 60.0
     rotation_grace: float = 86400.0
     log_format: str = "auto"
+    log_level: str = "info"
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
 
     @classmethod
@@ -112,5 +121,6 @@ class Settings:
             health_interval=_number("CALLBOARD_HEALTH_INTERVAL", get("HEALTH_INTERVAL", "60") or ""),
             rotation_grace=_number("CALLBOARD_ROTATION_GRACE", get("ROTATION_GRACE", "86400") or ""),
             log_format=get("LOG_FORMAT", "auto") or "auto",
+            log_level=_choice("CALLBOARD_LOG_LEVEL", get("LOG_LEVEL", "info") or "", LOG_LEVELS),
             providers=providers,
         )

@@ -9,7 +9,7 @@ import click
 import structlog
 
 from receiver.cli.common import run, settings
-from receiver.logconfig import configure_logging
+from receiver.logconfig import configure_logging, log_level
 
 
 @click.command("serve")
@@ -22,7 +22,7 @@ def serve_cmd(host: str, port: int, server: str, no_worker: bool) -> None:
     from receiver.app import create_app
 
     cfg = settings()
-    configure_logging(cfg.log_format)
+    configure_logging(cfg.log_format, level=log_level(cfg.log_level))
     app = create_app(cfg, run_workers=not no_worker)
     if server == "uvicorn":
         import uvicorn
@@ -65,7 +65,7 @@ def worker_cmd() -> None:
     from receiver.workers import Workers
 
     cfg = settings()
-    configure_logging(cfg.log_format)
+    configure_logging(cfg.log_format, level=log_level(cfg.log_level))
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -165,3 +165,11 @@ def test_migrate_creates_schema_then_reports_up_to_date(tmp_path: Path, database
     assert [row["version"] for row in query(database_url, "SELECT version FROM schema_migrations")] == [1, 2, 3]
     for table in ("jobs", "callbacks", "events", "transcripts", "subscriptions", "deliveries"):
         assert count(database_url, table) == 0
+
+
+def test_an_unknown_log_level_is_a_configuration_error(tmp_path: Path, database_url: str) -> None:
+    env = {**base_env(tmp_path, database_url=database_url), "CALLBOARD_LOG_LEVEL": "loud"}
+    result = run_cli("serve", "--port", "0", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr)
+    assert "CALLBOARD_LOG_LEVEL must be one of debug, info, warning, error, not 'loud'" in result.stderr

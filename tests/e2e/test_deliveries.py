@@ -151,6 +151,15 @@ def test_subscriber_failing_twice_gets_the_event_on_the_third_attempt(
     by_status = cb.cli_json("deliveries", "list", "--subscription", sub["id"], "--status", "failed")
     assert by_status["data"] == []
 
+    # the log shows the failures (retries scheduled) at info; the success is in the attempt log
+    cb.terminate()
+    lines = [line for line in cb.log_lines() if line.get("event") == "delivery.attempt"]
+    assert [(line["level"], line["status_code"], line["outcome"]) for line in lines] == [
+        ("info", 500, "pending"),
+        ("info", 503, "pending"),
+    ]
+    assert all(line["delivery"] == done["id"] and line["subscription"] == sub["id"] for line in lines)
+
 
 def test_always_failing_delivery_is_failed_when_the_schedule_is_used_up(
     start: Start, generic_fake: GenericFake
@@ -164,6 +173,26 @@ def test_always_failing_delivery_is_failed_when_the_schedule_is_used_up(
     assert failed["attempts"] == 3 and failed["next_attempt_at"] is None
     assert [a["status_code"] for a in failed["attempt_log"]] == [500, 500, 500]
     assert cb.cli_json("deliveries", "list", "--status", "failed")["data"][0]["id"] == failed["id"]
+    cb.terminate()
+    lines = [line for line in cb.log_lines() if line.get("event") == "delivery.attempt"]
+    # two retries scheduled, then the delivery has failed for good: a warning
+    assert [(line["level"], line["outcome"]) for line in lines] == [
+        ("info", "pending"),
+        ("info", "pending"),
+        ("warning", "failed"),
+    ]
+
+
+def test_successful_attempts_are_logged_at_debug_level(start: Start, generic_fake: GenericFake) -> None:
+    cb = start(LOG_LEVEL="debug")
+    with running_subscriber() as hook:
+        sub = subscribe(cb, hook.url)
+        event_id = emit(cb, generic_fake)
+        done = wait_delivery(cb, status="succeeded", event_id=event_id)
+    cb.terminate()
+    [line] = [line for line in cb.log_lines() if line.get("event") == "delivery.attempt"]
+    assert line["level"] == "debug" and line["outcome"] == "succeeded" and line["status_code"] == 200
+    assert line["delivery"] == done["id"] and line["event_id"] == event_id and line["subscription"] == sub["id"]
 
 
 def test_redirect_is_a_failure_and_is_not_followed(start: Start, generic_fake: GenericFake) -> None:
