@@ -60,6 +60,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="then also measure the processor alone, claiming N callbacks at a time, on what was stored",
     )
+    p.add_argument(
+        "--deliveries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure the delivery worker instead: N deliveries drained to a local sink (bench/drain.py)",
+    )
+    p.add_argument("--shape", choices=("deep", "wide"), default="deep", help="with --deliveries (default: deep)")
     p.add_argument("--postgres-url", default=None, help="a server where databases may be created")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--core", type=int, default=None, help=argparse.SUPPRESS)
@@ -171,7 +179,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     n = len(measured)
     result: dict[str, Any] = {
         "callbacks": n,
-        **_cpu_per(before, after, n),
+        **cpu_per(before, after, n),
         "wall_us": round((ended - started) / n * 1e6, 1),
     }
     if processed is not None:
@@ -193,17 +201,29 @@ async def _process_all(app: Any, batch: int) -> dict[str, Any]:
     after = os.times()
     if not n:
         raise RuntimeError("the processor found nothing to process")
-    return {"batch": batch, "callbacks": n, **_cpu_per(before, after, n)}
+    return {"batch": batch, "callbacks": n, **cpu_per(before, after, n)}
 
 
-def _cpu_per(before: os.times_result, after: os.times_result, n: int) -> dict[str, float]:
+def cpu_per(before: os.times_result, after: os.times_result, n: int) -> dict[str, float]:
     """The process's CPU time (all threads, user and kernel) and its kernel part, µs per item."""
     user, kernel = after.user - before.user, after.system - before.system
     return {"cpu_us": round((user + kernel) / n * 1e6, 1), "sys_us": round(kernel / n * 1e6, 1)}
 
 
+async def _drain(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import dbs, drain
+
+    cores = sorted(os.sched_getaffinity(0) if args.core is None else {args.core})
+    others = [c for c in range(os.cpu_count() or 1) if c not in cores]
+    sink_core = others[0] if args.core is not None and others else None  # the sink: on the other core
+    url = args.postgres_url or dbs.DEFAULT_POSTGRES_URL
+    return await drain.measure(args.backend, args.shape, args.deliveries, url, sink_core)
+
+
 def _child_argv(args: argparse.Namespace, core: int) -> list[str]:
     argv = [sys.executable, "-m", "bench.inprocess", "--child", "--core", str(core), "--backend", args.backend]
+    if args.deliveries:
+        argv += ["--deliveries", str(args.deliveries), "--shape", args.shape]
     argv += ["--callbacks", str(args.callbacks), "--concurrency", str(args.concurrency)]
     if args.processor_batch:  # only when asked: an older tree's copy of this module lacks it
         argv += ["--processor-batch", str(args.processor_batch)]
@@ -223,8 +243,13 @@ def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
+def _unit(args: argparse.Namespace) -> str:
+    return f"delivery ({args.shape})" if args.deliveries else "callback"
+
+
 def _line(label: str, core: int, r: dict[str, Any]) -> str:
-    cpu = f"{r['cpu_us']:7.1f} µs CPU per callback (kernel {r['sys_us']:.1f})"
+    unit = f"delivery ({r['shape']})" if "shape" in r else "callback"
+    cpu = f"{r['cpu_us']:7.1f} µs CPU per {unit} (kernel {r['sys_us']:.1f})"
     line = f"{label:>10} core {core}: {cpu}, wall {r['wall_us']:.1f} µs"
     if (p := r.get("processor")) is not None:
         line += f"; processor, batch {p['batch']}: {p['cpu_us']:.1f} µs CPU per callback (kernel {p['sys_us']:.1f})"
@@ -256,7 +281,7 @@ def compare(args: argparse.Namespace) -> int:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False)
     ratios = sorted(a / b for a, b in pairs)
-    print(f"this tree / {args.against}, CPU per callback, pair by pair: " + ", ".join(f"{r:.2f}" for r in ratios))
+    print(f"this tree / {args.against}, CPU per {_unit(args)}, pair by pair: " + ", ".join(f"{r:.2f}" for r in ratios))
     return 0
 
 
@@ -267,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             os.sched_setaffinity(0, {args.core})
         import uvloop
 
-        print(json.dumps(uvloop.run(measure(args))))
+        print(json.dumps(uvloop.run(_drain(args) if args.deliveries else measure(args))))
         return 0
     if args.against:
         return compare(args)

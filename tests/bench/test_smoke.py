@@ -95,3 +95,15 @@ def test_in_process_driver_measures_the_processor_alone() -> None:
     assert result["processor"]["batch"] == 4
     assert result["processor"]["callbacks"] == 250
     assert result["processor"]["cpu_us"] > 0
+
+
+def test_in_process_drain_measures_the_delivery_worker() -> None:
+    """`python -m bench.inprocess --deliveries N`: a backlog drained by the real worker to a sink."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", "--deliveries", "300", "--shape", "wide"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [line] = done.stdout.splitlines()
+    assert "µs CPU per delivery (wide)" in line
+    assert float(line.split(":", 1)[1].split("µs")[0]) > 0
