@@ -5,7 +5,8 @@ open-loop generator sends signed callbacks at a fixed rate, each stamped with it
 the transcript's metadata; the sink, in the same process and on the same clock, takes the
 latency of every delivery as its receive time minus that send time, and checks its signature.
 
-First a fixed rate (500/s), then steps up to find the highest rate sustained: every callback
+First a fixed rate (500/s), `--repeats` times in a row (the window whose p99 is the median is
+reported, every window's p50 and p99 beside it), then steps up to find the highest rate sustained: every callback
 answered 200, every event delivered, p99 under 50 ms, and the generator keeping its rate (a
 step where it cannot is reported as limited by the generator, not by Callboard).
 """
@@ -23,7 +24,7 @@ from bench.load import open_loop
 from bench.procs import Process
 from bench.sink import Sink
 from bench.stages import stages
-from bench.stats import ms, summarize
+from bench.stats import median_index, ms, summarize
 
 P99_LIMIT_MS = 50.0
 WARMUP = (200.0, 1.0)  # rate, seconds
@@ -118,9 +119,8 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
                 async with aiohttp.ClientSession(connector=connector) as session:
                     ctx.log(f"end to end {backend}: warm-up")
                     await _step(ctx, backend, session, server, sink, store, *WARMUP)
-                    ctx.log(f"end to end {backend}: {d.e2e_rate:g}/s for {d.e2e:g} s")
-                    fixed = await _step(ctx, backend, session, server, sink, store, d.e2e_rate, d.e2e)
-                    _log_step(ctx, fixed)
+                    ctx.log(f"end to end {backend}: {d.e2e_rate:g}/s for {d.e2e:g} s, {d.repeats} time(s)")
+                    fixed = await _fixed_rate(ctx, backend, session, server, sink, store)
                     steps = [fixed]
                     best = fixed["rate"] if fixed["sustained"] else None
                     failed_at = None if fixed["sustained"] else fixed["rate"]
@@ -156,6 +156,28 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
         "ramp_top_reached": failed_at is None,
         "ramp_stopped_by_generator": limited_by_generator,
     }
+
+
+async def _fixed_rate(
+    ctx: Context, backend: str, session: aiohttp.ClientSession, server: Process, sink: Sink, store: Any
+) -> dict[str, Any]:
+    """The fixed-rate step, `repeats` times in a row; the one whose p99 is the median is reported,
+    with every repeat's p50 and p99 under "rounds" (a single 10 s window's p99 moved from 20 to
+    127 ms between runs of one commit on 2026-12-04: a disk or a core stalling for 100 ms)."""
+    d = ctx.durations
+    repeats = []
+    for _ in range(d.repeats):
+        step = await _step(ctx, backend, session, server, sink, store, d.e2e_rate, d.e2e)
+        _log_step(ctx, step)
+        repeats.append(step)
+    chosen = median_index([r["latency_ms"]["p99"] for r in repeats])
+    fixed = repeats[-1 if chosen is None else chosen]
+    fixed["rounds"] = [
+        {"p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"], "sustained": r["sustained"]}
+        for r in repeats
+    ]
+    fixed["reported_round"] = None if chosen is None else chosen + 1
+    return fixed
 
 
 def _log_step(ctx: Context, s: dict[str, Any]) -> None:
