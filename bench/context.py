@@ -36,8 +36,9 @@ class Durations:
     wide_rounds: int = 10
     deep_events: int = 5000
     ingest_with_workers: bool = True
-    #: ingest and each fan-out case are measured this many times, ceiling then Callboard in turn;
-    #: the round with the median ratio is reported (single runs moved by ±30 % on this machine)
+    #: ingest and each fan-out case are measured this many times, ceiling then Callboard in turn,
+    #: and end to end's fixed rate as many windows; the median one is reported (single runs moved
+    #: by ±30 % on this machine)
     repeats: int = 3
 
     @classmethod

@@ -16,59 +16,14 @@ warm up; then the measured one, from the worker's start to the last delivery rec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.machine import ROOT
-
 WIDE_SUBSCRIBERS = 100
-SINK_START_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def sink(core: int | None) -> Iterator[str]:
-    """The no-op handler as the subscribers' endpoint (pinned to `core`); yields its base URL."""
-    port = _free_port()
-    argv = [sys.executable, "-m", "uvicorn", "bench.noop_app:app", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--no-access-log", "--log-level", "warning", "--no-server-header"]
-    if core is not None:
-        argv = ["taskset", "-c", str(core), *argv]
-    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        deadline = time.monotonic() + SINK_START_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except (urllib.error.URLError, OSError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the sink did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _backlog(store: Any, sub_ids: list[str], events: int, tag: str) -> None:
@@ -118,13 +73,19 @@ async def measure(
     """Drain a warm-up backlog, then `deliveries` more; this process's CPU per delivery of the second."""
     import tempfile
 
-    from bench import dbs
+    from bench import dbs, procs
     from bench.inprocess import cpu_per
+    from bench.machine import Pinning
     from receiver.logconfig import configure_logging
 
     subscribers = WIDE_SUBSCRIBERS if shape == "wide" else 1
     events = max(1, deliveries // subscribers)
-    with tempfile.TemporaryDirectory(prefix="callboard-drain-") as tmp, sink(sink_core) as base:
+    port = procs.free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="callboard-drain-") as tmp,
+        procs.noop_server(port, Path(tmp), Pinning.on(sink_core)),  # the subscribers' endpoint
+    ):
+        base = f"http://127.0.0.1:{port}"
         log_file = open(Path(tmp) / "server.log", "w")
         sys.stderr = log_file  # the log lines are written, to a file, as the server's are
         configure_logging("json")

@@ -5,10 +5,11 @@ open-loop generator sends signed callbacks at a fixed rate, each stamped with it
 the transcript's metadata; the sink, in the same process and on the same clock, takes the
 latency of every delivery as its receive time minus that send time, and checks its signature.
 
-First a fixed rate (500/s), `--repeats` times in a row (the window whose p99 is the median is
-reported, every window's p50 and p99 beside it), then steps up to find the highest rate sustained: every callback
-answered 200, every event delivered, p99 under 50 ms, and the generator keeping its rate (a
-step where it cannot is reported as limited by the generator, not by Callboard).
+First a fixed rate (500/s), `--repeats` windows in a row (the one whose p99 is the median is
+reported, every window's p50 and p99 beside it), then steps up to find the highest rate
+sustained: every callback answered 200, every event delivered, p99 under 50 ms, and the
+generator keeping its rate (a step where it cannot is reported as limited by the generator, not
+by Callboard).
 """
 
 from __future__ import annotations

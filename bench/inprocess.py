@@ -213,9 +213,9 @@ def cpu_per(before: os.times_result, after: os.times_result, n: int) -> dict[str
 async def _drain(args: argparse.Namespace) -> dict[str, Any]:
     from bench import dbs, drain
 
-    cores = sorted(os.sched_getaffinity(0) if args.core is None else {args.core})
-    others = [c for c in range(os.cpu_count() or 1) if c not in cores]
-    sink_core = others[0] if args.core is not None and others else None  # the sink: on the other core
+    # the sink on another core than this child's (unpinned when the child is not pinned)
+    others = [c for c in range(os.cpu_count() or 1) if c != args.core]
+    sink_core = others[0] if args.core is not None and others else None
     url = args.postgres_url or dbs.DEFAULT_POSTGRES_URL
     return await drain.measure(args.backend, args.shape, args.deliveries, url, sink_core)
 

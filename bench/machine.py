@@ -53,6 +53,15 @@ class Pinning:
         self.server_core = cores[0] if self.enabled else None
         self.load_core = cores[1] if self.enabled else None
 
+    @classmethod
+    def on(cls, core: int | None) -> Pinning:
+        """Servers on `core` (not pinned when None): a process that is itself pinned to one core
+        starting a server on another."""
+        pinning = cls(enabled=False)
+        pinning.enabled = bool(core is not None and pinning.taskset)
+        pinning.server_core = core if pinning.enabled else None
+        return pinning
+
     def prefix(self, role: str) -> list[str]:
         if not self.enabled:
             return []

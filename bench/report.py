@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +59,16 @@ def _num(x: float | None) -> str:
     return "—" if x is None else f"{x:,.0f}"
 
 
-def rounds_text(entry: dict[str, Any] | None) -> str:
+def _pct1(x: float | None) -> str:
+    return _pct(x, 1)
+
+
+def rounds_text(entry: dict[str, Any] | None, key: str = "ratio", fmt: Callable[[Any], str] = _pct1) -> str:
     """The spread of a repeated measurement ("median of 3 rounds (23.1 %, 25.0 %, 31.2 %)"), or ""."""
     rounds = (entry or {}).get("rounds") or []
     if len(rounds) < 2:
         return ""
-    ratios = ", ".join(_pct(r.get("ratio"), 1) for r in rounds)
-    return f"median of {len(rounds)} rounds ({ratios})"
+    return f"median of {len(rounds)} rounds ({', '.join(fmt(r.get(key)) for r in rounds)})"
 
 
 def _with_rounds(text: str, entry: dict[str, Any] | None) -> str:
@@ -104,9 +108,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             problems = [p for p in (_get(fixed, "problems") or []) if not p.startswith("p99")]
             met = bool(p99 is not None and p99 < E2E_P99_MS and not problems)
             measured = f"p99 {_ms(p99)}" + (f" ({'; '.join(problems)})" if problems else "")
-            rounds = (fixed or {}).get("rounds") or []
-            if len(rounds) > 1:
-                measured += f"; median of {len(rounds)} rounds ({', '.join(_ms(x.get('p99_ms')) for x in rounds)})"
+            if spread := rounds_text(fixed, "p99_ms", _ms):
+                measured += f"; {spread}"
             if _get(r, "e2e", "error"):
                 measured = "error"
             rows.append(

@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--repeats",
         type=int,
         metavar="N",
-        help="rounds of ingest and of each fan-out case, ceiling and Callboard in turn; the median"
-        " round is reported (default: 3, or 1 with --quick)",
+        help="rounds of ingest and of each fan-out case (ceiling and Callboard in turn), and windows of"
+        " end to end's fixed rate; the median one is reported (default: 3, or 1 with --quick)",
     )
     p.add_argument("--no-install", action="store_true", help="never install wrk")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
@@ -121,10 +121,7 @@ async def _repeated(
         if ctx.durations.repeats > 1:
             ctx.log(f"{what}: round {n + 1} of {ctx.durations.repeats}")
         rounds.append((await ceiling(), await measured()))
-    ratios: list[float | None] = []
-    for base, got in rounds:
-        base_rate, got_rate = _rate(base, rate), _rate(got, rate)
-        ratios.append(None if base_rate is None or got_rate is None else got_rate / base_rate)
+    ratios = [report.ratio(_rate(got, rate), _rate(base, rate)) for base, got in rounds]
     chosen = median_index(ratios)
     base, got = rounds[-1 if chosen is None else chosen]
     return {
@@ -134,7 +131,7 @@ async def _repeated(
             {
                 names[0]: _rate(b, rate),
                 names[1]: _rate(g, rate),
-                "ratio": None if x is None else round(x, 4),
+                "ratio": x,
                 f"{names[0]}_cpu_us": _rate(b, cpu[0]),
                 f"{names[1]}_cpu_us": _rate(g, cpu[1]),
             }

@@ -3,15 +3,14 @@
 `configure_logging()` is called once at startup. uvicorn's and hypercorn's stdlib loggers go
 through the same renderer. Log an event name with key/values; never a secret or a raw body.
 
-A line is logged per callback (and per delivery attempt that did not succeed; successes at
-debug level, `CALLBOARD_LOG_LEVEL`), so the path is kept short: the timestamp
-is formatted once per second (then only the microseconds), and JSON lines are encoded to bytes
-once. Lines logged on an event loop are written together, `FLUSH_DELAY` seconds after the first
-of them (one `write()` for all, scheduled with `call_later`), or at once when `FLUSH_BYTES` are
-pending: a busy process makes a few hundred system calls a second for its log, not one per line
-or per pass of the loop (each pass of a delivery drain carries only a few lines, and a write cost
-about as much as rendering a line). Lines logged where no loop runs are written at once. What is
-pending is written at exit too.
+A line is logged per callback (and per delivery attempt that did not succeed; successes at debug
+level, `CALLBOARD_LOG_LEVEL`), so the path is kept short: the timestamp is formatted once per
+second (then only the microseconds), and JSON lines are encoded to bytes once. Lines logged on an
+event loop are written together, `FLUSH_DELAY` seconds after the first of them (one `write()` for
+all, scheduled with `call_later`), or at once when `FLUSH_BYTES` are pending: a busy process makes
+a few hundred system calls a second for its log, not one per line or per pass of the loop (each
+pass of a delivery drain carries only a few lines, and a write cost about as much as rendering a
+line). Lines logged where no loop runs are written at once. What is pending is written at exit too.
 """
 
 from __future__ import annotations
