@@ -186,7 +186,11 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         connector = make_connector(allow_private=self.config.allow_private, limit=self.config.max_in_flight)
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
+        # No cookie jar: an endpoint's Set-Cookie is not sent back with later deliveries (each is
+        # signed and stands alone), and no request pays for looking cookies up.
+        jar = aiohttp.DummyCookieJar()
+        session = aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=jar, trust_env=False)
+        async with session:
             self._session, self.fanout.sender = session, self
             try:
                 while not stop.is_set():

@@ -391,6 +391,38 @@ async def test_loop_retries_when_due_without_waiting_for_the_poll(
     assert [a.status_code for a in found[1]] == [500, 500, 200]
 
 
+async def test_loop_does_not_send_back_cookies_an_endpoint_set(store: Store, subscriber: Subscriber) -> None:
+    """A subscriber's `Set-Cookie` is not kept: every delivery goes out as the first one did. The
+    endpoint is named `localhost` (aiohttp's default jar keeps no cookies set by an IP address)."""
+    subscriber.script(Reply(200, headers={"set-cookie": "session=abc123; Path=/"}))
+    url = subscriber.url.replace("127.0.0.1", "localhost")
+    sub = await store.create_subscription(
+        new_id("sub"), url=url, secret=new_secret(), event_types=[], filter={}, description=None
+    )
+    for _ in range(2):  # one at a time (per_subscription=1): the second goes after the cookie was set
+        event = _event(new_id("evt"), created_at=time.time())
+        await store.finish_job(
+            Finish(
+                callback_id=None,
+                job_id=event.job_id,
+                job_status="completed",
+                error=None,
+                transcript_id=event.transcript_id,
+                transcript_body=b"{}",
+                event=event,
+                subscription_ids=[sub.id],
+            )  # fmt: skip
+        )
+
+    async def done() -> bool:
+        return await _pending(store) == 0
+
+    await _run(_worker(store, per_subscription=1, poll_interval=60), done, timeout=15)
+    first, second = subscriber.received
+    assert "cookie" not in first.headers and "cookie" not in second.headers
+    second.verify(sub.secret)
+
+
 async def test_heartbeat_while_running_and_withdrawn_after_a_clean_stop(store: Store) -> None:
     worker = _worker(store)
 
