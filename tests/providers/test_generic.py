@@ -8,10 +8,10 @@ import httpx
 import pytest
 import standardwebhooks
 
-from receiver.exceptions import VerificationError
+from receiver.exceptions import UnusableBodyError, VerificationError
 from receiver.model import Utterance, Word
-from receiver.providers.base import JobView, ProviderConfig, SubmitRequest
-from receiver.providers.generic import Generic
+from receiver.providers.base import Identity, Inbound, JobView, ProviderConfig, SubmitRequest
+from receiver.providers.generic import Generic, transcript_of
 from routes.signing import new_secret
 from tests.fakes.base import running
 from tests.fakes.generic import GenericFake
@@ -91,3 +91,45 @@ async def test_generic_fake_wrong_secret_fails_verification(
         failed = await adapter.poll(job_view(pid))
     assert failed is not None and failed.status == "failed"
     assert failed.error is not None and failed.error.code == "audio_unreachable"
+
+
+# -- identify: only `id` and `status` are decoded; the answer is what a whole decode gives ------------
+
+IDENTIFY_BODIES = [
+    pytest.param(b'{"type":"transcript.completed","data":{"id":"tr_1","status":"completed"}}', id="envelope"),
+    pytest.param(b'{"id":"tr_1","status":"completed","words":[{"text":"hi"}]}', id="bare"),
+    pytest.param(b' {"type" : null , "data" : { "id" : "tr_1" } } ', id="whitespace-null-type-no-status"),
+    pytest.param(b'{"data":{"id":"tr_inner"},"id":"tr_outer","status":"queued"}', id="data-without-type"),
+    pytest.param(b'{"type":"x","data":[1],"id":"tr_outer","status":1}', id="data-not-an-object"),
+    pytest.param(b'{"type":"x","data":null,"id":"tr_outer"}', id="data-null"),
+    pytest.param(b'{"type":"x","data":{"status":"completed"},"id":"tr_outer"}', id="data-without-id"),
+    pytest.param(b'{"type":"x","data":{"id":"tr_1","status":{"a":[1]}}}', id="status-an-object"),
+    pytest.param(b'{"type":"x","data":{"id":"tr_1","status":null}}', id="status-null"),
+    pytest.param(b'{"type":"x","data":{"id":"a","id":"b"},"data":{"id":"c"}}', id="duplicate-keys"),
+    pytest.param(b'{"id":""}', id="empty-id"),
+    pytest.param(b'{"id":7}', id="id-a-number"),
+    pytest.param(b"{}", id="empty-object"),
+    pytest.param(b"[1, 2]", id="array"),
+    pytest.param(b'"tr_1"', id="string"),
+    pytest.param(b"[1, 2", id="truncated-array"),
+    pytest.param(b'{"id": "tr_1"', id="truncated-object"),
+    pytest.param(b'{"id": tr_1}', id="not-json"),
+    pytest.param(b"", id="empty"),
+    pytest.param(b"  \n", id="blank"),
+]
+
+
+@pytest.mark.parametrize("body", IDENTIFY_BODIES)
+@pytest.mark.parametrize("webhook_id", [None, "msg_1"])
+def test_identify_reads_what_a_whole_decode_reads(body: bytes, webhook_id: str | None) -> None:
+    adapter = Generic(ProviderConfig("generic", "http://generic.invalid", None), httpx.AsyncClient())
+    inbound = Inbound("generic", "POST", {} if webhook_id is None else {"webhook-id": webhook_id}, {}, body, "job_1")
+    try:
+        data = transcript_of(inbound.json_object())
+    except UnusableBodyError as exc:
+        with pytest.raises(UnusableBodyError) as got:
+            adapter.identify(inbound)
+        assert str(got.value) == str(exc)
+        return
+    dedupe_key = webhook_id or f"{data['id']}:{data.get('status', '')}"
+    assert adapter.identify(inbound) == Identity(dedupe_key=dedupe_key, provider_job_id=str(data["id"]))
