@@ -400,19 +400,7 @@ async def test_loop_does_not_send_back_cookies_an_endpoint_set(store: Store, sub
         new_id("sub"), url=url, secret=new_secret(), event_types=[], filter={}, description=None
     )
     for _ in range(2):  # one at a time (per_subscription=1): the second goes after the cookie was set
-        event = _event(new_id("evt"), created_at=time.time())
-        await store.finish_job(
-            Finish(
-                callback_id=None,
-                job_id=event.job_id,
-                job_status="completed",
-                error=None,
-                transcript_id=event.transcript_id,
-                transcript_body=b"{}",
-                event=event,
-                subscription_ids=[sub.id],
-            )  # fmt: skip
-        )
+        await store.finish_job(_finish(_event(new_id("evt"), created_at=time.time()), [sub.id]))
 
     async def done() -> bool:
         return await _pending(store) == 0
