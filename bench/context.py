@@ -76,6 +76,9 @@ class Context:
     started: float = field(default_factory=time.monotonic)
     #: the PostgreSQL server's CPU (`bench/dbcpu.py`); None when not measured or not visible here
     postgres_cpu: dbcpu.ServerCpu | None = None
+    #: what went wrong beside a scenario without failing it (a database analyzer that stopped):
+    #: reported with the run's errors
+    problems: list[str] = field(default_factory=list)
     _serial: int = 0
 
     def __post_init__(self) -> None:
@@ -98,7 +101,13 @@ class Context:
     # -- Callboard on a fresh database --------------------------------------------------------
 
     def database(self, backend: str, what: str) -> contextlib.AbstractAsyncContextManager[str]:
-        return dbs.fresh_database(backend, self.workdir, self.postgres_url, f"{what}_{self.run_id}")
+        return dbs.fresh_database(
+            backend, self.workdir, self.postgres_url, f"{what}_{self.run_id}", on_analyzer_error=self.problem
+        )
+
+    def problem(self, message: str) -> None:
+        self.log(message)
+        self.problems.append(message)
 
     def env(self, database_url: str, port: int) -> dict[str, str]:
         return procs.callboard_env(database_url, port, secret_key=self.secret_key, webhook_secret=self.webhook_secret)

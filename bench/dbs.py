@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,18 @@ def _with_database(url: str, name: str) -> str:
 
 @contextlib.asynccontextmanager
 async def fresh_database(
-    backend: str, workdir: Path, postgres_url: str, label: str, *, analyze_every: float = ANALYZE_EVERY
+    backend: str,
+    workdir: Path,
+    postgres_url: str,
+    label: str,
+    *,
+    analyze_every: float = ANALYZE_EVERY,
+    on_analyzer_error: Callable[[str], None] | None = None,
 ) -> AsyncIterator[str]:
+    """A new, empty database for one scenario (its URL), removed afterwards. On PostgreSQL,
+    `autoanalyze` runs while it is in use; if that stops on an error, `on_analyzer_error` (or,
+    without one, standard error) is told, since figures taken without analyses are not what a
+    production server would show."""
     if backend == "sqlite":
         path = workdir / f"{label}-{uuid.uuid4().hex[:8]}.db"
         try:
@@ -68,8 +79,19 @@ async def fresh_database(
         yield url
     finally:
         analyzer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
+        try:
             await analyzer
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            message = (
+                f"the analyzer of database {name} stopped: {type(exc).__name__}: {exc}; what was measured"
+                " on it afterwards ran without fresh statistics"
+            )
+            if on_analyzer_error is None:
+                print(message, file=sys.stderr, flush=True)
+            else:
+                on_analyzer_error(message)
         admin = await asyncpg.connect(postgres_url, timeout=10)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -208,7 +208,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             )
             for mode in modes
         }
-    return {"backends": per_backend, "for_the_record": record, "errors": errors}
+    return {"backends": per_backend, "for_the_record": record, "errors": errors + ctx.problems}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,10 @@ async def test_a_bench_database_is_analyzed_as_autovacuum_would(tmp_path: Path) 
     """On this machine's server (autovacuum off) the bench analyzes a table once enough of it
     changed (autovacuum's rule: 50 rows + 10 %), and not while it does not change; on a server
     with autovacuum on it leaves that to the server (the next test)."""
-    async with dbs.fresh_database("postgres", tmp_path, ADMIN_URL, "autoanalyze", analyze_every=0.2) as url:
+    problems: list[str] = []
+    async with dbs.fresh_database(
+        "postgres", tmp_path, ADMIN_URL, "autoanalyze", analyze_every=0.2, on_analyzer_error=problems.append
+    ) as url:
         conn = await asyncpg.connect(url)
         try:
             if await conn.fetchval("SHOW autovacuum") == "on":
@@ -46,6 +49,38 @@ async def test_a_bench_database_is_analyzed_as_autovacuum_would(tmp_path: Path) 
             assert await conn.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'rows'") == 1100
         finally:
             await conn.close()
+    assert problems == []
+
+
+async def test_an_analyzer_that_stops_is_reported(tmp_path: Path) -> None:
+    """The analyzer's connection is cut while the database is in use: the scenario goes on, and
+    leaving the database reports that its analyses stopped, and why (the run lists it among its
+    errors), instead of the figures silently degrading."""
+    problems: list[str] = []
+    async with dbs.fresh_database(
+        "postgres", tmp_path, ADMIN_URL, "analyzer_cut", analyze_every=0.1, on_analyzer_error=problems.append
+    ) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            if await conn.fetchval("SHOW autovacuum") == "on":
+                return  # no analyzer runs: the server analyzes
+            deadline = time.monotonic() + 10
+            cut: list[object] = []
+            while not cut and time.monotonic() < deadline:  # the analyzer connects when its task first runs
+                await asyncio.sleep(0.05)
+                cut = await conn.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            assert cut, "the analyzer never connected"
+            await asyncio.sleep(0.5)  # its next check finds the connection gone
+        finally:
+            await conn.close()
+    assert len(problems) == 1
+    # asyncpg names the cut as it meets it: InterfaceError ("connection is closed") between
+    # queries, ConnectionDoesNotExistError during one
+    assert problems[0].startswith("the analyzer of database cb_bench_analyzer_cut_"), problems
+    assert "stopped: " in problems[0] and "Error: " in problems[0] and "connection" in problems[0], problems
 
 
 async def test_the_analyzer_leaves_a_server_with_autovacuum_on_alone() -> None:
