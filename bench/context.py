@@ -141,7 +141,7 @@ class Context:
         self._serial += 1
         jobs = await dbs.create_jobs(store, n, run=run, metadata={"bench": tag})
         paths = callback_paths(self.secret_key, [job_id for job_id, _ in jobs])
-        return [Item(path, f"msg_{tid}", tid) for path, (_, tid) in zip(paths, jobs, strict=True)]
+        return [Item(path, f"msg_{tid}", tid, job_id) for path, (job_id, tid) in zip(paths, jobs, strict=True)]
 
 
 def per_item_us(before: float | None, after: float | None, n: int) -> float | None:

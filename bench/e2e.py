@@ -84,6 +84,7 @@ async def _step(
         "drain_s": round(time.monotonic() - t0, 2),
         "latency_ms": summary,
         "between": [began, time.time()],  # wall clock: from the first send to the last delivery
+        "acked_at": sent["acked_at"],  # for `stages`; not part of the result
     }
     # the server's CPU time from the first callback to the last delivery, per callback
     if (cpu := per_item_us(cpu_before, cpu_after, sent["ok"])) is not None:
@@ -143,7 +144,10 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
                                 if step["sustained"]:
                                     best = mid
             # the server has stopped: its log is complete
-            fixed["stages_ms"] = await stages(server.log_path, store, *fixed["between"])
+            since, until = fixed["between"]
+            fixed["stages_ms"] = await stages(server.log_path, store, since, until, fixed["acked_at"])
+            for step in steps:
+                step.pop("acked_at", None)
     finally:
         await sink.close()
     limited_by_generator = bool(

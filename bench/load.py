@@ -31,11 +31,13 @@ LUA = Path(__file__).with_name("ingest.lua")
 
 @dataclass(frozen=True)
 class Item:
-    """One callback to send: its path (token), message id and transcript id."""
+    """One callback to send: its path (token), message id and transcript id (and its job's id,
+    when it has one)."""
 
     path: str
     msg_id: str
     transcript_id: str
+    job_id: str | None = None
 
 
 def write_requests_file(path: Path, template: Template, signer: Signer, items: Sequence[Item]) -> None:
@@ -177,9 +179,11 @@ async def open_loop(
     *,
     rate: float,
 ) -> dict[str, Any]:
-    """Send `items` at `rate` per second, each body stamped with its send time; wait for every answer."""
+    """Send `items` at `rate` per second, each body stamped with its send time; wait for every answer.
+    `acked_at` holds, by job id, the wall-clock time each item's 200 was read."""
     loop = asyncio.get_running_loop()
     acks: list[float] = []
+    acked_at: dict[str, float] = {}
     statuses: dict[int | str, int] = {}
     late: list[float] = []
     tasks: set[asyncio.Task[None]] = set()
@@ -196,6 +200,8 @@ async def open_loop(
             statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
             return
         acks.append((time.perf_counter() - t0) * 1000)
+        if it.job_id is not None and r.status == 200:
+            acked_at[it.job_id] = time.time()
 
     start = loop.time() + 0.02
     for i, it in enumerate(items):
@@ -219,6 +225,7 @@ async def open_loop(
         "ok": statuses.get(200, 0),
         "ack_ms": summarize(acks),
         "generator_late_ms_p99": summarize(late)["p99"] if late else 0.0,
+        "acked_at": acked_at,
     }
 
 

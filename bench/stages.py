@@ -4,22 +4,24 @@ from its delivery log (the attempts table).
 The sink measures a callback's whole path; these split it for the callbacks that arrived in a
 window (the fixed-rate step):
 
-* stored: the handler's id for the callback (made once it is verified) to its `callback` line,
-  written when the 200 is: the durable write, and waiting for the group commit;
-* processed: that line to its `callback.processed` line, written once its job's finish is
-  committed: the processor's wake-up, claim, resolve and finish;
+* stored: the handler's id for the callback (made once it is verified) to its 200, as the load
+  generator read it (`acked_at`): the durable write, waiting for the group commit, and the answer;
+* processed: that 200 to the callback's `callback.processed` line, written once its job's finish
+  is committed: the processor's wake-up, claim, resolve and finish;
 * attempted: the finish (the delivery's id is made at its start) to the end of the delivery's
   first POST (its attempt's start plus its latency): the hand-over or claim, and the POST;
 * post: the POST alone, as the worker timed it.
 
 Ids carry their creation time to the millisecond (`storage.ids.id_time`), the log lines theirs
-to the microsecond, attempts theirs as stored, all on the same clock. Successful attempts are
-not logged at the default level, so the last two come from the database.
+to the microsecond, attempts theirs as stored, all on the same clock as the generator's. A
+stored callback's own `callback` line and successful attempts' lines are not written at the
+default level, so the 200 comes from the generator and the last two stages from the database.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +38,11 @@ def _at(record: dict[str, Any]) -> float:
     return datetime.datetime.fromisoformat(str(record["timestamp"])).timestamp()
 
 
-async def stages(log_path: Path, store: Store, since: float, until: float) -> dict[str, dict[str, float | None]]:
-    """Each stage's summary (milliseconds) for the callbacks that arrived in [since, until]."""
-    acknowledged: dict[str, float] = {}  # job → its callback's `callback` line
+async def stages(
+    log_path: Path, store: Store, since: float, until: float, acked_at: Mapping[str, float]
+) -> dict[str, dict[str, float | None]]:
+    """Each stage's summary (milliseconds) for the callbacks that arrived in [since, until];
+    `acked_at`: by job id, when the generator read each callback's 200."""
     processed: dict[str, tuple[float, float]] = {}  # job → (arrival, its `callback.processed` line)
     with open(log_path, "rb") as lines:
         for line in lines:
@@ -46,17 +50,14 @@ async def stages(log_path: Path, store: Store, since: float, until: float) -> di
                 continue
             try:
                 record = msgspec.json.decode(line)
-                event = record.get("event")
-                if event == "callback" and record.get("outcome") == "stored" and record.get("job"):
-                    acknowledged[record["job"]] = _at(record)
-                elif event == "callback.processed" and record.get("outcome") == "finished" and record.get("job"):
+                if record.get("event") == "callback.processed" and record.get("outcome") == "finished":
                     arrival = id_time(record["callback"])
-                    if since <= arrival <= until:
+                    if since <= arrival <= until and record.get("job") in acked_at:
                         processed[record["job"]] = (arrival, _at(record))
             except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError):
                 continue  # a line of another shape (a traceback, uvicorn's own): not one of these
-    stored = [(acknowledged[job] - arrival) * 1000 for job, (arrival, _) in processed.items() if job in acknowledged]
-    done = [(at - acknowledged[job]) * 1000 for job, (_, at) in processed.items() if job in acknowledged]
+    stored = [(acked_at[job] - arrival) * 1000 for job, (arrival, _) in processed.items()]
+    done = [(at - acked_at[job]) * 1000 for job, (_, at) in processed.items()]
     attempted, post = await _first_posts(store, since, until)
     return {
         "stored": summarize(stored),

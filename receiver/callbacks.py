@@ -147,9 +147,12 @@ async def receive(request: Request) -> Response:
         latency = time.perf_counter() - started
         _counter(provider if provider in REGISTRY else "unknown", outcome).inc()
         metrics.CALLBACK_LATENCY.observe(latency)
-        log.info(
-            "callback", provider=provider, job=job_id, outcome=outcome, latency_ms=round(latency * 1000, 2)
-        )
+        # A stored callback gets its info line from the processor (`callback.processed`, with its
+        # id, job and outcome) moments later, and its handler latency is in the metrics, so its
+        # line here is debug; what is not stored (refused, malformed, a provider's retry answered
+        # as a duplicate) has no other line, and is logged at info.
+        emit = log.debug if outcome == "stored" else log.info
+        emit("callback", provider=provider, job=job_id, outcome=outcome, latency_ms=round(latency * 1000, 2))
 
 
 #: the inbound endpoint's routes: per-job URLs, and the workspace webhooks of Recall and Gladia

@@ -3,8 +3,9 @@
 `configure_logging()` is called once at startup. uvicorn's and hypercorn's stdlib loggers go
 through the same renderer. Log an event name with key/values; never a secret or a raw body.
 
-A line is logged per callback (and per delivery attempt that did not succeed; successes at debug
-level, `CALLBOARD_LOG_LEVEL`), so the path is kept short: the timestamp is formatted once per
+A line is logged per callback (by the handler when it is refused or a duplicate, by the processor
+once it is processed; the handler's line for a stored one is debug, as are successful delivery
+attempts', `CALLBOARD_LOG_LEVEL`), so the path is kept short: the timestamp is formatted once per
 second (then only the microseconds), and JSON lines are encoded to bytes once. Lines logged on an
 event loop are written together, `FLUSH_DELAY` seconds after the first of them (one `write()` for
 all, scheduled with `call_later`), or at once when `FLUSH_BYTES` are pending: a busy process makes
@@ -178,7 +179,7 @@ def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "hypercorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True  # one canonical line per callback is ours
+    logging.getLogger("uvicorn.access").disabled = True  # one canonical line per callback is ours (callbacks.py)
     logging.getLogger("hypercorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # Called once at startup, with the application's modules imported: what exists now lives as

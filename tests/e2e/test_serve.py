@@ -99,13 +99,15 @@ def test_health_readiness_metrics_and_openapi(callboard: CallboardProcess, gener
     assert {"/v1/jobs", "/v1/events", "/callbacks/{provider}/{token}", "/healthz"} <= set(document["paths"])
 
 
-def test_one_log_line_per_callback_and_no_secrets_in_logs(
+def test_one_info_line_per_callback_and_no_secrets_in_logs(
     callboard: CallboardProcess, generic_fake: GenericFake, assemblyai_fake: AssemblyAIFake
 ) -> None:
-    """Five callback requests (stored, duplicate, refused, for two providers) make exactly five
-    `callback` lines; neither the per-job auth header value nor the generic webhook secret is
-    ever written, even after processing (checked in the whole log, once the server has stopped:
-    lines logged on the event loop are written a few milliseconds later, together)."""
+    """Five callback requests (stored, duplicate, refused, for two providers) make exactly one
+    info line each: a stored callback its `callback.processed` line, the others (answered as a
+    duplicate, refused) their `callback` line; neither the per-job auth header value nor the
+    generic webhook secret is ever written, even after processing (checked in the whole log, once
+    the server has stopped: lines logged on the event loop are written a few milliseconds later,
+    together)."""
     generic = submit(callboard.http, "generic")
     assembly = submit(callboard.http, "assemblyai")
     generic_fake.callback(generic["provider_job_id"], times=2)
@@ -117,15 +119,16 @@ def test_one_log_line_per_callback_and_no_secrets_in_logs(
     callboard.wait_job(assembly["id"], "completed")
 
     callboard.terminate()
-    lines = [line for line in callboard.log_lines() if line.get("event") == "callback"]
-    outcomes = sorted((line["provider"], line["job"], line["outcome"]) for line in lines)
+    lines = [line for line in callboard.log_lines() if line.get("event") in ("callback", "callback.processed")]
+    assert all(line["level"] == "info" for line in lines)
+    outcomes = sorted((line["event"], line["provider"], line["job"], line["outcome"]) for line in lines)
     assert outcomes == sorted(
         [
-            ("generic", generic["id"], "stored"),
-            ("generic", generic["id"], "duplicate"),
-            ("assemblyai", assembly["id"], "stored"),
-            ("assemblyai", assembly["id"], "duplicate"),
-            ("assemblyai", assembly["id"], "unauthorized"),
+            ("callback.processed", "generic", generic["id"], "finished"),
+            ("callback", "generic", generic["id"], "duplicate"),
+            ("callback.processed", "assemblyai", assembly["id"], "finished"),
+            ("callback", "assemblyai", assembly["id"], "duplicate"),
+            ("callback", "assemblyai", assembly["id"], "unauthorized"),
         ]
     )
     assert all(isinstance(line["latency_ms"], float | int) and line["latency_ms"] >= 0 for line in lines)
@@ -157,3 +160,20 @@ def test_stored_callback_headers_have_credentials_redacted(
     assert headers["content-type"] == "application/json"
     assert fake_job.secret and fake_job.secret not in row["headers"]
     assert "leaked" not in row["headers"]
+
+
+def test_a_stored_callback_is_logged_on_arrival_at_debug_level(
+    tmp_path: Path, database_url: str, generic_fake: GenericFake
+) -> None:
+    """At `CALLBOARD_LOG_LEVEL=debug` the handler's own line for a stored callback is written too
+    (at info its line is the processor's `callback.processed`)."""
+    with CallboardProcess(
+        tmp_path, database_url=database_url, fakes={"generic": generic_fake}, env={"CALLBOARD_LOG_LEVEL": "debug"}
+    ) as cb:
+        job = submit(cb.http, "generic")
+        generic_fake.callback(job["provider_job_id"])
+        cb.wait_job(job["id"], "completed")
+        cb.terminate()
+        [line] = [line for line in cb.log_lines() if line.get("event") == "callback"]
+    assert (line["level"], line["provider"], line["job"], line["outcome"]) == ("debug", "generic", job["id"], "stored")
+    assert isinstance(line["latency_ms"], float | int) and line["latency_ms"] >= 0
