@@ -4,13 +4,31 @@ the autovacuum a production server runs (this machine's server has it off)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 
 from bench import dbs
 from tests.databases import ADMIN_URL
+
+
+@contextlib.asynccontextmanager
+async def _in_use(
+    tmp_path: Path, label: str, every: float, problems: list[str]
+) -> AsyncIterator[asyncpg.Connection | None]:
+    """A bench database, its analyzer checking every `every` s (what it reports into `problems`),
+    and a connection to it; None when the server runs autovacuum (then no analyzer runs)."""
+    async with dbs.fresh_database(
+        "postgres", tmp_path, ADMIN_URL, label, analyze_every=every, on_analyzer_error=problems.append
+    ) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            yield None if await conn.fetchval("SHOW autovacuum") == "on" else conn
+        finally:
+            await conn.close()
 
 
 async def _analyzed(conn: asyncpg.Connection) -> int:
@@ -28,27 +46,21 @@ async def _until_analyzed(conn: asyncpg.Connection, times: int) -> int:
 async def test_a_bench_database_is_analyzed_as_autovacuum_would(tmp_path: Path) -> None:
     """On this machine's server (autovacuum off) the bench analyzes a table once enough of it
     changed (autovacuum's rule: 50 rows + 10 %), and not while it does not change; on a server
-    with autovacuum on it leaves that to the server (the next test)."""
+    with autovacuum on it leaves that to the server (the last test)."""
     problems: list[str] = []
-    async with dbs.fresh_database(
-        "postgres", tmp_path, ADMIN_URL, "autoanalyze", analyze_every=0.2, on_analyzer_error=problems.append
-    ) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            if await conn.fetchval("SHOW autovacuum") == "on":
-                return  # the server analyzes, on its own schedule; the bench's analyzer: the next test
-            await conn.execute("CREATE TABLE rows (id integer PRIMARY KEY)")
-            await conn.execute("INSERT INTO rows SELECT generate_series(1, 1000)")
-            assert await _until_analyzed(conn, 1) == 1
-            assert await conn.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'rows'") == 1000
-            await asyncio.sleep(1)  # five intervals without a change
-            assert await _analyzed(conn) == 1
-            await conn.execute("UPDATE rows SET id = -id WHERE id <= 100")  # 100 changed: below 50 + 10 %
-            await conn.execute("INSERT INTO rows SELECT generate_series(1001, 1100)")  # 200: above it
-            assert await _until_analyzed(conn, 2) == 2
-            assert await conn.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'rows'") == 1100
-        finally:
-            await conn.close()
+    async with _in_use(tmp_path, "autoanalyze", 0.2, problems) as conn:
+        if conn is None:
+            return  # the server analyzes, on its own schedule; the bench's analyzer: the last test
+        await conn.execute("CREATE TABLE rows (id integer PRIMARY KEY)")
+        await conn.execute("INSERT INTO rows SELECT generate_series(1, 1000)")
+        assert await _until_analyzed(conn, 1) == 1
+        assert await conn.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'rows'") == 1000
+        await asyncio.sleep(1)  # five intervals without a change
+        assert await _analyzed(conn) == 1
+        await conn.execute("UPDATE rows SET id = -id WHERE id <= 100")  # 100 changed: below 50 + 10 %
+        await conn.execute("INSERT INTO rows SELECT generate_series(1001, 1100)")  # 200: above it
+        assert await _until_analyzed(conn, 2) == 2
+        assert await conn.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'rows'") == 1100
     assert problems == []
 
 
@@ -57,25 +69,19 @@ async def test_an_analyzer_that_stops_is_reported(tmp_path: Path) -> None:
     leaving the database reports that its analyses stopped, and why (the run lists it among its
     errors), instead of the figures silently degrading."""
     problems: list[str] = []
-    async with dbs.fresh_database(
-        "postgres", tmp_path, ADMIN_URL, "analyzer_cut", analyze_every=0.1, on_analyzer_error=problems.append
-    ) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            if await conn.fetchval("SHOW autovacuum") == "on":
-                return  # no analyzer runs: the server analyzes
-            deadline = time.monotonic() + 10
-            cut: list[object] = []
-            while not cut and time.monotonic() < deadline:  # the analyzer connects when its task first runs
-                await asyncio.sleep(0.05)
-                cut = await conn.fetch(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            assert cut, "the analyzer never connected"
-            await asyncio.sleep(0.5)  # its next check finds the connection gone
-        finally:
-            await conn.close()
+    async with _in_use(tmp_path, "analyzer_cut", 0.1, problems) as conn:
+        if conn is None:
+            return  # no analyzer runs: the server analyzes
+        deadline = time.monotonic() + 10
+        cut: list[object] = []
+        while not cut and time.monotonic() < deadline:  # the analyzer connects when its task first runs
+            await asyncio.sleep(0.05)
+            cut = await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert cut, "the analyzer never connected"
+        await asyncio.sleep(0.5)  # its next check finds the connection gone
     assert len(problems) == 1
     # asyncpg names the cut as it meets it: InterfaceError ("connection is closed") between
     # queries, ConnectionDoesNotExistError during one
