@@ -237,8 +237,9 @@ def markdown(results: dict[str, Any]) -> str:
     if staged:
         out += [
             "",
-            "Where the time goes at the fixed rate, from the server's log lines and attempts (p50 / p99;"
-            " see `bench/stages.py`): stored = the handler's write to its 200, processed = the 200 to the"
+            "Where the time goes at the fixed rate, from the server's log lines and attempts and the"
+            " generator's 200s (p50 / p99; see `bench/stages.py`): stored = the handler's write to its 200"
+            " (as the generator read it), processed = the 200 to the"
             " job's finish committed, attempted = the finish to the end of the delivery's first POST"
             " (hand-over or claim, POST), POST = the request alone:",
             "",

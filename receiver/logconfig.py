@@ -179,7 +179,8 @@ def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "hypercorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True  # one canonical line per callback is ours (callbacks.py)
+    # a callback's canonical line is ours: the handler's (callbacks.py) or, once stored, the processor's
+    logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("hypercorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # Called once at startup, with the application's modules imported: what exists now lives as
