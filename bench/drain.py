@@ -74,7 +74,7 @@ async def measure(
     import tempfile
 
     from bench import dbs, procs
-    from bench.inprocess import cpu_per
+    from bench.inprocess import DatabaseCpu, cpu_per
     from bench.machine import Pinning
     from receiver.logconfig import configure_logging
 
@@ -98,12 +98,21 @@ async def measure(
                     await _backlog(store, sub_ids, warm, "drain-warm")
                     await _drain(store, warm * subscribers)
                     await _backlog(store, sub_ids, events, "drain")
+                    database = await DatabaseCpu.of(url)
                     gc.collect()
+                    database.start()
                     before = os.times()
                     wall = await _drain(store, events * subscribers)
                     after = os.times()
+                    drain_db = database.per(events * subscribers)
         finally:
             sys.stderr = sys.__stderr__
             log_file.close()
     n = events * subscribers
-    return {"deliveries": n, "shape": shape, **cpu_per(before, after, n), "wall_us": round(wall / n * 1e6, 1)}
+    return {
+        "deliveries": n,
+        "shape": shape,
+        **cpu_per(before, after, n),
+        **drain_db,
+        "wall_us": round(wall / n * 1e6, 1),
+    }

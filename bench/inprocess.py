@@ -169,17 +169,21 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     requests.append((path, [(k.encode(), v.encode()) for k, v in headers.items()], body))
                 warm, measured = requests[: total - args.callbacks], requests[total - args.callbacks :]
                 await _drive(app, warm, args.concurrency)
+                database = await DatabaseCpu.of(url)
                 gc.collect()
+                database.start()
                 before, started = os.times(), time.perf_counter()
                 await _drive(app, measured, args.concurrency)
                 after, ended = os.times(), time.perf_counter()
-                processed = await _process_all(app, args.processor_batch) if args.processor_batch else None
+                ingest_db = database.per(len(measured))
+                processed = await _process_all(app, args.processor_batch, database) if args.processor_batch else None
             sys.stderr = sys.__stderr__
             log_file.close()
     n = len(measured)
     result: dict[str, Any] = {
         "callbacks": n,
         **cpu_per(before, after, n),
+        **ingest_db,
         "wall_us": round((ended - started) / n * 1e6, 1),
     }
     if processed is not None:
@@ -187,7 +191,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-async def _process_all(app: Any, batch: int) -> dict[str, Any]:
+async def _process_all(app: Any, batch: int, database: DatabaseCpu) -> dict[str, Any]:
     """The processor alone on every callback stored (warm-up ones too): `run_once` with a batch of
     `batch` until nothing is left; its CPU per callback. A batch of 1 is what an open loop at a
     few hundred callbacks/s makes the processor of `callboard serve` do."""
@@ -195,19 +199,45 @@ async def _process_all(app: Any, batch: int) -> dict[str, Any]:
 
     processor = Processor(app.state.service, app.state.workers.fanout, batch=batch)
     gc.collect()
+    database.start()
     n, before = 0, os.times()
     while taken := await processor.run_once():
         n += taken
     after = os.times()
     if not n:
         raise RuntimeError("the processor found nothing to process")
-    return {"batch": batch, "callbacks": n, **cpu_per(before, after, n)}
+    return {"batch": batch, "callbacks": n, **cpu_per(before, after, n), **database.per(n)}
 
 
 def cpu_per(before: os.times_result, after: os.times_result, n: int) -> dict[str, float]:
     """The process's CPU time (all threads, user and kernel) and its kernel part, µs per item."""
     user, kernel = after.user - before.user, after.system - before.system
     return {"cpu_us": round((user + kernel) / n * 1e6, 1), "sys_us": round(kernel / n * 1e6, 1)}
+
+
+class DatabaseCpu:
+    """The PostgreSQL server's CPU over a window (`bench/dbcpu.py`), µs per item as `db_us`; nothing
+    on SQLite or when the server's processes are not visible. The whole server is counted, so with
+    `--against` (two runs on one server at once) it is left out."""
+
+    def __init__(self, meter: Any) -> None:
+        self._meter = meter
+        self._before: float | None = None
+
+    @classmethod
+    async def of(cls, url: str) -> DatabaseCpu:
+        from bench import dbcpu
+
+        return cls(await dbcpu.find(url) if url.startswith("postgres") else None)
+
+    def start(self) -> None:
+        self._before = None if self._meter is None else self._meter.seconds()
+
+    def per(self, n: int) -> dict[str, float]:
+        after = None if self._meter is None else self._meter.seconds()
+        if self._before is None or after is None:
+            return {}
+        return {"db_us": round((after - self._before) / n * 1e6, 1)}
 
 
 async def _drain(args: argparse.Namespace) -> dict[str, Any]:
@@ -247,12 +277,20 @@ def _unit(args: argparse.Namespace) -> str:
     return f"delivery ({args.shape})" if args.deliveries else "callback"
 
 
-def _line(label: str, core: int, r: dict[str, Any]) -> str:
+def _database_part(r: dict[str, Any], alone: bool) -> str:
+    return f" + {r['db_us']:.1f} PostgreSQL" if alone and "db_us" in r else ""
+
+
+def _line(label: str, core: int, r: dict[str, Any], *, alone: bool = False) -> str:
+    """A run's figures; the PostgreSQL server's CPU only for a run `alone` on the server."""
     unit = f"delivery ({r['shape']})" if "shape" in r else "callback"
-    cpu = f"{r['cpu_us']:7.1f} µs CPU per {unit} (kernel {r['sys_us']:.1f})"
+    cpu = f"{r['cpu_us']:7.1f} µs CPU per {unit} (kernel {r['sys_us']:.1f}){_database_part(r, alone)}"
     line = f"{label:>10} core {core}: {cpu}, wall {r['wall_us']:.1f} µs"
     if (p := r.get("processor")) is not None:
-        line += f"; processor, batch {p['batch']}: {p['cpu_us']:.1f} µs CPU per callback (kernel {p['sys_us']:.1f})"
+        line += (
+            f"; processor, batch {p['batch']}: {p['cpu_us']:.1f} µs CPU per callback (kernel {p['sys_us']:.1f})"
+            + _database_part(p, alone)
+        )
     return line
 
 
@@ -298,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare(args)
     core = sorted(os.sched_getaffinity(0))[0]
     proc = subprocess.Popen(_child_argv(args, core), cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    print(_line("this tree", core, _result(proc)))
+    print(_line("this tree", core, _result(proc), alone=True))
     return 0
 
 
