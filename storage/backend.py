@@ -61,7 +61,9 @@ class Backend(abc.ABC):
 
     def autocommit(self, *, durable: bool = True) -> AbstractAsyncContextManager[Executor]:
         """For a write that is one statement: where each statement is its own transaction
-        (PostgreSQL), a connection outside any, saving BEGIN and COMMIT; a transaction elsewhere."""
+        (PostgreSQL), a connection outside any, saving BEGIN and COMMIT; a transaction elsewhere.
+        A durable one must be a write whose plan does not depend on its values (rows reached by
+        key): PostgreSQL runs it on its generic plan, made once (`storage.postgres.WRITE_PLANS`)."""
         return self.transaction(durable=durable)
 
     @abc.abstractmethod

@@ -6,7 +6,10 @@ worker's rows come back when its lease runs out. `LISTEN/NOTIFY` wakes waiting w
 a transaction that made work commits, instead of after a poll interval. Migrations take an
 advisory lock, so processes starting together migrate once.
 
-Connections are pooled. When the server goes away (a restart), calls fail fast with
+Connections are pooled, in three pools by what their sessions are set for: transactions and reads;
+leases (`durable=False`, commits that do not wait for the WAL flush); and the hot path's
+one-statement writes (`autocommit()`), which run on generic plans (`WRITE_PLANS`). When the
+server goes away (a restart), calls fail fast with
 `DatabaseUnavailableError` (the HTTP layer answers 503) and the pool reconnects by itself once
 the server is back; the listener connection re-establishes itself in the background.
 """
@@ -33,6 +36,22 @@ COMMAND_TIMEOUT = 30.0
 POOL_MAX = 20
 #: connections for leases and heartbeats, whose commits do not wait for the WAL flush
 LEASE_POOL_MAX = 4
+#: connections for the durable one-statement writes (`autocommit()`): the batched ingest, finish
+#: and attempt-record statements, each written by one group commit at a time
+WRITE_POOL_MAX = 4
+#: The sessions of `autocommit()`'s pool plan each statement once (its generic plan) and never by
+#: a sequential scan. Its statements are the hot path's batched writes (`storage/callbacks.py`,
+#: `storage/deliveries.py`): CTEs over `unnest`ed arrays whose every table is reached by a key of
+#: those arrays, so the right plan is index lookups by id whatever the values. Under the default
+#: `auto`, knowing the arrays' lengths made a custom plan look cheaper, so the server planned these
+#: statements again on nearly every execution at the small batches of a steady load: an attempt
+#: record of two cost the server 640-687 µs of CPU a statement against 307-313 µs planned once, and
+#: planning was a quarter of its CPU at 500 callbacks/s (perf). A generic plan alone is not enough:
+#: one made while a table was nearly empty kept its sequential scan as the table grew, until the
+#: next ANALYZE (an attempt record went from 0.25 to 1.4 ms a statement within seconds), which with
+#: `enable_seqscan = off` cannot happen: every table these statements read has the index they need.
+#: The claims and the reads keep `auto` (their plans depend on the values: a LIMIT, a status, a filter).
+WRITE_PLANS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
 CHANNELS = ("callbacks", "deliveries")
 #: prepared statements kept per connection: IN lists of every length make many distinct texts
 STATEMENT_CACHE = 1024
@@ -104,6 +123,7 @@ class PostgresBackend(Backend):
         #: so their commits do not wait for a WAL flush. A later durable commit flushes the WAL up
         #: to its own record, theirs included; a crash loses only the last of them, claimed again
         self._lease_pool: asyncpg.Pool | None = None
+        self._write_pool: asyncpg.Pool | None = None  # `autocommit()` durable: see WRITE_PLANS
         self._events = {channel: asyncio.Event() for channel in CHANNELS}
         self._listener_task: asyncio.Task[None] | None = None
         #: server process ids of this pool's connections: their notifications are this process's
@@ -116,6 +136,7 @@ class PostgresBackend(Backend):
             self._lease_pool = await self._create_pool(
                 max_size=LEASE_POOL_MAX, server_settings={"synchronous_commit": "off"}
             )
+            self._write_pool = await self._create_pool(max_size=WRITE_POOL_MAX, server_settings=WRITE_PLANS)
 
     async def _create_pool(self, *, max_size: int, server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
         return await asyncpg.create_pool(
@@ -147,10 +168,10 @@ class PostgresBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener_task
             self._listener_task = None
-        for pool in (self._pool, self._lease_pool):
+        for pool in (self._pool, self._lease_pool, self._write_pool):
             if pool is not None:
                 await pool.close()
-        self._pool = self._lease_pool = None
+        self._pool = self._lease_pool = self._write_pool = None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Executor]:
@@ -163,9 +184,12 @@ class PostgresBackend(Backend):
     async def autocommit(self, *, durable: bool = True) -> AsyncIterator[Executor]:
         """A connection outside any explicit transaction: each statement is its own transaction,
         committed (durable) when it returns. For writes that are one statement, it saves the
-        BEGIN and COMMIT round trips of `transaction()`."""
+        BEGIN and COMMIT round trips of `transaction()`. Durable ones run on generic plans
+        (`WRITE_PLANS`); leases on the lease pool's."""
+        pool = self._write_pool if durable else self._lease_pool
+        assert pool is not None, "backend not connected"
         with _unavailable_on_connection_errors():
-            async with self._pool_for(durable).acquire(timeout=CONNECT_TIMEOUT) as conn:
+            async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                 yield _PgExecutor(conn)
 
     @contextlib.asynccontextmanager

@@ -209,3 +209,29 @@ async def test_writes_wake_the_other_processes_waiting_for_work(postgres_url: st
         assert not any(w.done() for w in own.values())
         for w in own.values():
             w.cancel()
+
+
+async def test_postgres_plans_the_batched_writes_once_and_the_rest_each_time(postgres_url: str) -> None:
+    """PostgreSQL: the batched writes (`autocommit()`) run on generic plans that never scan a table
+    (`storage.postgres.WRITE_PLANS`), so a statement executed again is not planned again, where the
+    default `auto` planned it afresh (a custom plan) at every small batch. Claims, reads and other
+    transactions keep `auto`: their plans depend on the values."""
+    async with open_store(postgres_url) as store:
+        sub_id = await subscription(store)
+        runs = 8
+        for n in range(runs):  # one after another: the write pool's one connection runs them all
+            job_id = await new_job(store)
+            cb = callback(job_id, f"plan-{n}")
+            await store.write_callbacks([cb])
+            await store.finish_job(finish(job_id, cb.id, [sub_id]))
+        async with store.db.autocommit() as db:
+            assert [r[0] for r in await db.fetch("SHOW plan_cache_mode")] == ["force_generic_plan"]
+            assert [r[0] for r in await db.fetch("SHOW enable_seqscan")] == ["off"]
+            prepared = await db.fetch("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        batched = ("INSERT INTO callbacks (", "INSERT INTO transcripts (")  # the ingest, the finish
+        plans = [(r["generic_plans"], r["custom_plans"]) for r in prepared if any(s in r["statement"] for s in batched)]
+        assert plans == [(runs, 0), (runs, 0)]
+        for context in (store.db.read(), store.db.transaction(), store.db.autocommit(durable=False)):
+            async with context as db:
+                assert [r[0] for r in await db.fetch("SHOW plan_cache_mode")] == ["auto"]
+                assert [r[0] for r in await db.fetch("SHOW enable_seqscan")] == ["on"]
