@@ -111,15 +111,17 @@ class _PgExecutor:
 
 
 class _KeptConnections:
-    """A pool whose connections are kept acquired between uses. Its users each run a statement or
-    a short transaction at a time, over and over (the group commits' flushes, the processor's and
-    the delivery worker's claims, leases), and asyncpg's acquire and release cost about 57 µs of
-    CPU each time here (a task for the acquire's timeout, another for the release's shield), more
-    than a small statement's own 48 µs (`SELECT 1` in a loop, one core). A connection given back is
-    kept for the next user, unless someone is waiting for the pool, who gets it through the pool;
-    every use of the pool goes through here, so none waits while one is kept. After an error the
-    connection goes back to the pool, which replaces it if it is broken. No more are kept than
-    were in use at once, which the pool's size bounds."""
+    """A pool whose connections are kept acquired between uses: the write pool, whose users are the
+    group commits' flushes, each running one statement at a time, over and over. asyncpg's acquire
+    and release cost about 57 µs of CPU each time here (a task for the acquire's timeout, another
+    for the release's shield), more than a small statement's own 48 µs (`SELECT 1` in a loop, one
+    core). A connection given back is kept for the next user, unless someone is waiting for the
+    pool, who gets it through the pool; every use of the pool goes through here, so none waits
+    while one is kept. After an error the connection goes back to the pool, which replaces it if it
+    is broken. No more are kept than were in use at once, which the pool's size bounds. The lease
+    pool is not kept: with it kept too, the wide drain's claims came back sooner and smaller, and
+    the worker spent 10-17 % more CPU per delivery (`bench.inprocess --deliveries 20000 --shape
+    wide`)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -171,7 +173,7 @@ class PostgresBackend(Backend):
         #: to its own record, theirs included; a crash loses only the last of them, claimed again
         self._lease_pool: asyncpg.Pool | None = None
         self._write_pool: asyncpg.Pool | None = None  # `autocommit()` durable: see WRITE_PLANS
-        self._kept: dict[bool, _KeptConnections] = {}  # `autocommit()`'s, by durable
+        self._kept: _KeptConnections | None = None  # the write pool's connections
         self._events = {channel: asyncio.Event() for channel in CHANNELS}
         self._listener_task: asyncio.Task[None] | None = None
         #: server process ids of this pool's connections: their notifications are this process's
@@ -185,7 +187,7 @@ class PostgresBackend(Backend):
                 max_size=LEASE_POOL_MAX, server_settings={"synchronous_commit": "off"}
             )
             self._write_pool = await self._create_pool(max_size=WRITE_POOL_MAX, server_settings=WRITE_PLANS)
-        self._kept = {True: _KeptConnections(self._write_pool), False: _KeptConnections(self._lease_pool)}
+        self._kept = _KeptConnections(self._write_pool)
 
     async def _create_pool(self, *, max_size: int, server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
         return await asyncpg.create_pool(
@@ -201,6 +203,12 @@ class PostgresBackend(Backend):
             server_settings=server_settings,
         )
 
+    def _pool_for(self, durable: bool) -> asyncpg.Pool:
+        """Transactions' and reads' pool, or the lease pool."""
+        pool = self._pool if durable else self._lease_pool
+        assert pool is not None, "backend not connected"
+        return pool
+
     async def _adopt(self, conn: asyncpg.Connection) -> None:
         pid = conn.get_server_pid()
         self._own_pids.add(pid)
@@ -212,9 +220,9 @@ class PostgresBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener_task
             self._listener_task = None
-        kept, self._kept = self._kept, {}
-        for connections in kept.values():
-            await connections.release_all()
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            await kept.release_all()
         for pool in (self._pool, self._lease_pool, self._write_pool):
             if pool is not None:
                 await pool.close()
@@ -232,25 +240,21 @@ class PostgresBackend(Backend):
         """A connection outside any explicit transaction: each statement is its own transaction,
         committed (durable) when it returns. For writes that are one statement, it saves the
         BEGIN and COMMIT round trips of `transaction()`. Durable ones run on generic plans
-        (`WRITE_PLANS`); leases on the lease pool's. The connection is kept for the next call
-        (`_KeptConnections`)."""
-        kept = self._kept.get(durable)
-        assert kept is not None, "backend not connected"
+        (`WRITE_PLANS`), on connections kept between calls (`_KeptConnections`); leases on the
+        lease pool's."""
         with _unavailable_on_connection_errors():
-            async with kept.connection() as conn:
+            if not durable:
+                async with self._pool_for(durable=False).acquire(timeout=CONNECT_TIMEOUT) as conn:
+                    yield _PgExecutor(conn)
+                return
+            assert self._kept is not None, "backend not connected"
+            async with self._kept.connection() as conn:
                 yield _PgExecutor(conn)
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Executor]:
         with _unavailable_on_connection_errors():
-            if durable:
-                assert self._pool is not None, "backend not connected"
-                async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
-                    yield _PgExecutor(conn)
-                return
-            kept = self._kept.get(False)
-            assert kept is not None, "backend not connected"
-            async with kept.connection() as conn, conn.transaction():  # every use of the lease pool is kept's
+            async with self._pool_for(durable).acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
                 yield _PgExecutor(conn)
 
     async def migrate(self) -> list[str]:
