@@ -234,10 +234,11 @@ class DatabaseCpu:
         self._before = None if self._meter is None else self._meter.seconds()
 
     def per(self, n: int) -> dict[str, float]:
+        from bench.context import per_item_us
+
         after = None if self._meter is None else self._meter.seconds()
-        if self._before is None or after is None:
-            return {}
-        return {"db_us": round((after - self._before) / n * 1e6, 1)}
+        db_us = per_item_us(self._before, after, n)
+        return {} if db_us is None else {"db_us": db_us}
 
 
 async def _drain(args: argparse.Namespace) -> dict[str, Any]:

@@ -128,7 +128,7 @@ class _KeptConnections:
         self._idle: list[Any] = []
         self._waiting = 0  # users waiting for the pool
 
-    async def take(self) -> Any:
+    async def _take(self) -> Any:
         if self._idle:
             return self._idle.pop()
         self._waiting += 1
@@ -137,7 +137,7 @@ class _KeptConnections:
         finally:
             self._waiting -= 1
 
-    async def give_back(self, conn: Any, *, healthy: bool) -> None:
+    async def _give_back(self, conn: Any, *, healthy: bool) -> None:
         if healthy and not self._waiting and not conn.is_closed():
             self._idle.append(conn)
         else:
@@ -145,13 +145,13 @@ class _KeptConnections:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
-        conn = await self.take()
+        conn = await self._take()
         healthy = False
         try:
             yield conn
             healthy = True
         finally:
-            await self.give_back(conn, healthy=healthy)
+            await self._give_back(conn, healthy=healthy)
 
     async def release_all(self) -> None:
         idle, self._idle = self._idle, []
@@ -242,13 +242,13 @@ class PostgresBackend(Backend):
         BEGIN and COMMIT round trips of `transaction()`. Durable ones run on generic plans
         (`WRITE_PLANS`), on connections kept between calls (`_KeptConnections`); leases on the
         lease pool's."""
-        with _unavailable_on_connection_errors():
-            if not durable:
-                async with self._pool_for(durable=False).acquire(timeout=CONNECT_TIMEOUT) as conn:
-                    yield _PgExecutor(conn)
-                return
+        if durable:
             assert self._kept is not None, "backend not connected"
-            async with self._kept.connection() as conn:
+            connection = self._kept.connection()
+        else:
+            connection = self._pool_for(durable=False).acquire(timeout=CONNECT_TIMEOUT)
+        with _unavailable_on_connection_errors():
+            async with connection as conn:
                 yield _PgExecutor(conn)
 
     @contextlib.asynccontextmanager
