@@ -13,6 +13,7 @@ import time
 import msgspec
 
 from storage.ids import new_id
+from storage.postgres import WRITE_POOL_MAX
 from storage.records import (
     CB_DONE,
     CB_IGNORED,
@@ -235,3 +236,22 @@ async def test_postgres_plans_the_batched_writes_once_and_the_rest_each_time(pos
             async with context as db:
                 assert [r[0] for r in await db.fetch("SHOW plan_cache_mode")] == ["auto"]
                 assert [r[0] for r in await db.fetch("SHOW enable_seqscan")] == ["on"]
+
+
+async def test_postgres_durable_writes_beyond_the_write_pool_wait_their_turn(postgres_url: str) -> None:
+    """PostgreSQL: the write pool keeps its connections between uses (`_KeptConnections`), but one
+    given back while others wait for the pool goes to them. Twice as many concurrent durable writes
+    as the pool has connections all run, on no more connections than the pool holds; a kept
+    connection that nobody was handed would leave the rest to time out with `Unavailable`."""
+    async with open_store(postgres_url) as store:
+
+        async def write() -> int:
+            async with store.db.autocommit() as db:
+                rows = await db.fetch("SELECT pg_backend_pid() AS pid, pg_sleep(0.1)")
+                return int(rows[0]["pid"])
+
+        pids = await asyncio.gather(*(write() for _ in range(2 * WRITE_POOL_MAX)))
+        assert len(pids) == 2 * WRITE_POOL_MAX
+        assert 1 < len(set(pids)) <= WRITE_POOL_MAX
+        again = await asyncio.gather(*(write() for _ in range(WRITE_POOL_MAX)))  # the kept ones, reused
+        assert set(again) <= set(pids)
