@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -99,6 +100,7 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
         "client_elapsed_s": elapsed[0],
         "client_cpu_s": elapsed[1],
         "statuses": {str(k): v for k, v in statuses.items()},
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: kB
     }
 
 

@@ -143,6 +143,7 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
                                 steps.append(step)
                                 if step["sustained"]:
                                     best = mid
+                peak_rss = server.peak_rss_mib()  # over the fixed rate and the ramp
             # the server has stopped: its log is complete
             since, until = fixed["between"]
             fixed["stages_ms"] = await stages(server.log_path, store, since, until, fixed["acked_at"])
@@ -160,6 +161,7 @@ async def run(ctx: Context, backend: str) -> dict[str, Any]:
         "first_failed_rate": failed_at,
         "ramp_top_reached": failed_at is None,
         "ramp_stopped_by_generator": limited_by_generator,
+        "server_peak_rss_mib": peak_rss,
     }
 
 

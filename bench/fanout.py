@@ -80,6 +80,7 @@ async def ceiling(ctx: Context, kind: str, mode: str) -> dict[str, Any]:
         "client_elapsed_s": round(client["client_elapsed_s"], 3),
         "client_cpu_us_per_delivery": round(client["client_cpu_s"] / max(1, len(times)) * 1e6, 1),
         "statuses": client["statuses"],
+        "client_peak_rss_mib": client.get("peak_rss_mib"),
     }
     ctx.log(f"fan-out ceiling {kind} {mode}: {result['deliveries_per_s']:.0f} deliveries/s")
     return result
@@ -114,6 +115,7 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
                 cpu_before, db_before = server.cpu_seconds(), ctx.database_cpu(backend)
                 done = await sink.wait_for(expected, max(60.0, d.drain * 4))
                 cpu_after, db_after = server.cpu_seconds(), ctx.database_cpu(backend)
+                peak_rss = server.peak_rss_mib()
                 drained = time.time()
                 received = list(sink.rec.received)
                 bad, verified = sink.bad_signatures, sink.verified
@@ -129,6 +131,7 @@ async def run(ctx: Context, backend: str, mode: str) -> dict[str, Any]:
         "start_to_last_delivery_s": round(max(received, default=drained) - started, 2),
         "bad_signatures": bad,
         "verified_signatures": verified,
+        "server_peak_rss_mib": peak_rss,
     }
     # from the server being up to the last delivery: the worker's CPU per delivery
     if (cpu := per_item_us(cpu_before, cpu_after, len(received))) is not None:

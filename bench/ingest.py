@@ -44,6 +44,8 @@ async def _drive(
         result["server_cpu_percent"] = round((user + system) / result["duration_s"] * 100, 1)
     if (db := per_item_us(db_before, db_after, result["requests"])) is not None:
         result["postgres_cpu_us_per_request"] = db  # the database server's, over the same window
+    if server is not None:
+        result["server_peak_rss_mib"] = server.peak_rss_mib()
     return result
 
 

@@ -135,6 +135,10 @@ class Process:
         tick = os.sysconf("SC_CLK_TCK")
         return int(fields[11]) / tick, int(fields[12]) / tick
 
+    def peak_rss_mib(self) -> float | None:
+        """The most memory the process has held resident so far; None when unknown."""
+        return None if self.proc is None else peak_rss_mib(self.proc.pid)
+
     @property
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
@@ -159,6 +163,19 @@ def stat_fields(pid: int) -> list[str] | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """A live process's peak resident memory (`VmHWM` in /proc/<pid>/status), in MiB; None when
+    it is gone or the kernel does not say."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)  # kB
+    return None
 
 
 def py_spy() -> str:

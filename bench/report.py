@@ -149,6 +149,43 @@ def _rounds_note(entries: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
     ]
 
 
+def _mib(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.0f} MiB"
+
+
+def _memory(backends: dict[str, Any]) -> list[str]:
+    """Each server's peak resident memory (VmHWM) in each scenario, beside its ceiling's."""
+    rows = []
+    for backend, r in backends.items():
+        ingest = _get(r, "ingest") or {}
+        noop = _get(ingest, "noop", "server_peak_rss_mib")
+        for key in ("callboard", "callboard_with_workers"):
+            if (x := ingest.get(key)) and x.get("server_peak_rss_mib") is not None:
+                server = f"ingest, {x.get('server', key)}"
+                rows.append((backend, server, x["server_peak_rss_mib"], noop, "no-op handler"))
+        if (peak := _get(r, "e2e", "server_peak_rss_mib")) is not None:
+            rows.append((backend, "end to end, fixed rate and ramp", peak, None, ""))
+        for case, label in FANOUT_CASES:
+            c = _get(r, "fanout", case) or {}
+            if (peak := _get(c, "callboard", "server_peak_rss_mib")) is not None:
+                bare = _get(c, "aiohttp", "client_peak_rss_mib")
+                events = _get(c, "callboard", "events")
+                name = label.replace("events", f"{events} events", 1) if case == "wide" else label
+                rows.append((backend, f"fan-out, {name}", peak, bare, "bare aiohttp"))
+    if not rows:
+        return []
+    out = [
+        "",
+        "## Memory (peak resident set of each server, over its whole run)",
+        "",
+        "| backend | scenario | Callboard | ceiling |",
+        "|---|---|---:|---:|",
+    ]
+    for backend, scenario, peak, ceiling, what in rows:
+        out.append(f"| {backend} | {scenario} | {_mib(peak)} | {_mib(ceiling)}{f' ({what})' if ceiling else ''} |")
+    return out
+
+
 def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     m, v, g = meta["machine"], meta["versions"], meta["git"]
@@ -307,6 +344,7 @@ def markdown(results: dict[str, Any]) -> str:
             )
             + ".",
         ]
+    out += _memory(backends)
     out += ["", "## Targets", "", "| backend | target | measured | met |", "|---|---|---|---|"]
     for t in results.get("targets", []):
         out.append(f"| {t['backend']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")

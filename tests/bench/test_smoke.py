@@ -43,10 +43,20 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     for case in ("wide", "deep"):
         assert sqlite["fanout"][case]["callboard"]["deliveries"] > 0
         assert sqlite["fanout"][case]["aiohttp"]["deliveries"] > 0
+    # every server's peak resident memory, Callboard's and the ceilings', read while it ran
+    peaks = [
+        sqlite["ingest"]["callboard"]["server_peak_rss_mib"],
+        sqlite["ingest"]["noop"]["server_peak_rss_mib"],
+        sqlite["e2e"]["server_peak_rss_mib"],
+        *(sqlite["fanout"][case][who][key] for case in ("wide", "deep")
+          for who, key in (("callboard", "server_peak_rss_mib"), ("aiohttp", "client_peak_rss_mib"))),
+    ]  # fmt: skip
+    assert all(isinstance(peak, float) and peak > 0 for peak in peaks), peaks
     assert {t["backend"] for t in results["targets"]} == {"sqlite"}
     text = md_file.read_text()
     assert text.startswith("# Callboard benchmark")
     assert "| sqlite |" in text
+    assert "## Memory" in text and "| sqlite | fan-out, 5,000 events → 1 subscriber |" in text
 
 
 def test_profiled_run_writes_a_profile_per_server(tmp_path: Path) -> None:
