@@ -20,6 +20,16 @@ from storage.batching import GroupCommit, write_or_split
 from storage.ids import new_id
 from storage.records import DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Event, Page, Subscription
 
+#: Attempt records are written in batches (`GroupCommit`) that linger: nobody waits on a record
+#: (the endpoint's slot is free before it is written), so a batch of more than one waits up to
+#: ATTEMPT_LINGER seconds, or until it holds ATTEMPT_FILL, for more. With one endpoint's 8 requests
+#: in flight a SQLite commit went from 10.8 to 16.1 attempts, and the worker's CPU per delivery
+#: fell by about 7 % (`bench.inprocess --deliveries 20000`, deep, after / before: SQLite 0.83-1.07
+#: in 20 pairs, median 0.93; PostgreSQL 0.84-1.09 in 8, median 0.95; wide 0.87-1.15, unchanged).
+#: A lone attempt is written at once.
+ATTEMPT_LINGER = 0.003
+ATTEMPT_FILL = 64
+
 REPLAY_UPSERT = (
     "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, schedule_index,"
     " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)"
@@ -304,7 +314,7 @@ class DeliveriesStore(StoreBase):
         delivery's status as stored. Concurrent calls share one transaction (group commit).
         """
         if self._attempts is None:
-            self._attempts = GroupCommit(self.write_attempts)
+            self._attempts = GroupCommit(self.write_attempts, linger=ATTEMPT_LINGER, fill=ATTEMPT_FILL)
         result = await self._attempts.submit(Recorded(delivery, attempt, status, next_attempt_at, disable_reason))
         if isinstance(result, Exception):
             raise result

@@ -128,6 +128,56 @@ async def test_group_commit_respects_max_batch(store: Store) -> None:
     assert max(batches) == 16
 
 
+async def test_group_commit_lingering_batch_waits_for_more(store: Store, url: str) -> None:
+    """A lingering writer (the attempt records'): a batch of two waits for the items that arrive
+    meanwhile and goes with them, one transaction; a lone item later is written at once, not
+    after the linger (an hour here: the `wait_for` only keeps a failure from hanging the run)."""
+    job_id = await new_job(store)
+    batches: list[int] = []
+
+    async def flush(batch: list[NewCallback]) -> list[IngestResult]:
+        batches.append(len(batch))
+        return await store.write_callbacks(batch)
+
+    commit: GroupCommit[NewCallback, IngestResult] = GroupCommit(flush, linger=3600, fill=5)
+    first = [asyncio.ensure_future(commit.submit(callback(job_id, f"k{i}"))) for i in range(2)]
+    await asyncio.sleep(0.01)  # the batch of two is lingering
+    assert batches == []
+    later = [asyncio.ensure_future(commit.submit(callback(job_id, f"j{i}"))) for i in range(3)]
+    await asyncio.wait_for(asyncio.gather(*first, *later), 30)
+    assert batches == [5]
+    alone = await asyncio.wait_for(commit.submit(callback(job_id, "alone")), 30)  # hang guard
+    await commit.close()
+    assert batches == [5, 1] and not alone.duplicate
+    assert rows(url, "SELECT COUNT(*) FROM callbacks") == [(6,)]
+
+
+async def test_group_commit_lingering_batch_goes_once_full_or_closed(store: Store, url: str) -> None:
+    """A lingering batch goes as soon as it holds `fill` items, or when the writer closes, not
+    after its linger (an hour here: the `wait_for`s only keep a failure from hanging the run)."""
+    job_id = await new_job(store)
+    batches: list[int] = []
+
+    async def flush(batch: list[NewCallback]) -> list[IngestResult]:
+        batches.append(len(batch))
+        return await store.write_callbacks(batch)
+
+    commit: GroupCommit[NewCallback, IngestResult] = GroupCommit(flush, linger=3600, fill=4)
+    waiting = [asyncio.ensure_future(commit.submit(callback(job_id, f"k{i}"))) for i in range(2)]
+    await asyncio.sleep(0.01)
+    filling = [asyncio.ensure_future(commit.submit(callback(job_id, f"j{i}"))) for i in range(2)]
+    await asyncio.wait_for(asyncio.gather(*waiting, *filling), 30)
+    assert batches == [4]
+
+    closing = [asyncio.ensure_future(commit.submit(callback(job_id, f"c{i}"))) for i in range(2)]
+    await asyncio.sleep(0.01)
+    assert batches == [4]  # lingering
+    await asyncio.wait_for(commit.close(), 30)
+    assert all(f.done() and not f.exception() for f in closing)
+    assert batches == [4, 2]
+    assert rows(url, "SELECT COUNT(*) FROM callbacks") == [(6,)]
+
+
 async def test_group_commit_failed_flush_fails_every_waiter_of_the_batch_and_keeps_going(
     store: Store, url: str
 ) -> None:
