@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,16 +91,22 @@ async def test_backend_creates_missing_parent_directories(tmp_path: Path) -> Non
     assert (tmp_path / "a" / "b" / "callboard.db").exists()
 
 
-async def test_group_commit_puts_concurrent_ingests_in_shared_transactions(store: Store, url: str) -> None:
-    """200 concurrent writes through GroupCommit over the store's real flush: fewer flushes (one
-    transaction and one fsync each) than writes, every write stored and answered in order."""
-    job_id = await new_job(store)
+def counting_flush(store: Store) -> tuple[list[int], Callable[[list[NewCallback]], Awaitable[list[IngestResult]]]]:
+    """The store's real ingest flush, recording each batch's size in the list returned with it."""
     batches: list[int] = []
 
     async def flush(batch: list[NewCallback]) -> list[IngestResult]:
         batches.append(len(batch))
         return await store.write_callbacks(batch)
 
+    return batches, flush
+
+
+async def test_group_commit_puts_concurrent_ingests_in_shared_transactions(store: Store, url: str) -> None:
+    """200 concurrent writes through GroupCommit over the store's real flush: fewer flushes (one
+    transaction and one fsync each) than writes, every write stored and answered in order."""
+    job_id = await new_job(store)
+    batches, flush = counting_flush(store)
     commit: GroupCommit[NewCallback, IngestResult] = GroupCommit(flush)
     items = [callback(job_id, f"k{i}") for i in range(200)]
     results = await asyncio.gather(*(commit.submit(item) for item in items))
@@ -115,12 +121,7 @@ async def test_group_commit_puts_concurrent_ingests_in_shared_transactions(store
 
 async def test_group_commit_respects_max_batch(store: Store) -> None:
     job_id = await new_job(store)
-    batches: list[int] = []
-
-    async def flush(batch: list[NewCallback]) -> list[IngestResult]:
-        batches.append(len(batch))
-        return await store.write_callbacks(batch)
-
+    batches, flush = counting_flush(store)
     commit: GroupCommit[NewCallback, IngestResult] = GroupCommit(flush, max_batch=16)
     await asyncio.gather(*(commit.submit(callback(job_id, f"k{i}")) for i in range(100)))
     await commit.close()
@@ -133,12 +134,7 @@ async def test_group_commit_lingering_batch_waits_for_more(store: Store, url: st
     meanwhile and goes with them, one transaction; a lone item later is written at once, not
     after the linger (an hour here: the `wait_for` only keeps a failure from hanging the run)."""
     job_id = await new_job(store)
-    batches: list[int] = []
-
-    async def flush(batch: list[NewCallback]) -> list[IngestResult]:
-        batches.append(len(batch))
-        return await store.write_callbacks(batch)
-
+    batches, flush = counting_flush(store)
     commit: GroupCommit[NewCallback, IngestResult] = GroupCommit(flush, linger=3600, fill=5)
     first = [asyncio.ensure_future(commit.submit(callback(job_id, f"k{i}"))) for i in range(2)]
     await asyncio.sleep(0.01)  # the batch of two is lingering
@@ -156,12 +152,7 @@ async def test_group_commit_lingering_batch_goes_once_full_or_closed(store: Stor
     """A lingering batch goes as soon as it holds `fill` items, or when the writer closes, not
     after its linger (an hour here: the `wait_for`s only keep a failure from hanging the run)."""
     job_id = await new_job(store)
-    batches: list[int] = []
-
-    async def flush(batch: list[NewCallback]) -> list[IngestResult]:
-        batches.append(len(batch))
-        return await store.write_callbacks(batch)
-
+    batches, flush = counting_flush(store)
     commit: GroupCommit[NewCallback, IngestResult] = GroupCommit(flush, linger=3600, fill=4)
     waiting = [asyncio.ensure_future(commit.submit(callback(job_id, f"k{i}"))) for i in range(2)]
     await asyncio.sleep(0.01)
