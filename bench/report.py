@@ -149,6 +149,12 @@ def _rounds_note(entries: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
     ]
 
 
+def _fanout_case(c: dict[str, Any], case: str, label: str) -> str:
+    """A fan-out case's name, the wide one with its number of events."""
+    events = _get(c, "callboard", "events") or _get(c, "aiohttp", "events")
+    return label.replace("events", f"{events} events", 1) if case == "wide" else label
+
+
 def _mib(x: float | None) -> str:
     return "–" if x is None else f"{x:,.0f} MiB"
 
@@ -169,9 +175,7 @@ def _memory(backends: dict[str, Any]) -> list[str]:
             c = _get(r, "fanout", case) or {}
             if (peak := _get(c, "callboard", "server_peak_rss_mib")) is not None:
                 bare = _get(c, "aiohttp", "client_peak_rss_mib")
-                events = _get(c, "callboard", "events")
-                name = label.replace("events", f"{events} events", 1) if case == "wide" else label
-                rows.append((backend, f"fan-out, {name}", peak, bare, "bare aiohttp"))
+                rows.append((backend, f"fan-out, {_fanout_case(c, case, label)}", peak, bare, "bare aiohttp"))
     if not rows:
         return []
     out = [
@@ -317,14 +321,13 @@ def markdown(results: dict[str, Any]) -> str:
                 continue
             a = _get(c, "aiohttp", "deliveries_per_s")
             got = _get(c, "callboard", "deliveries_per_s")
-            events = _get(c, "callboard", "events") or _get(c, "aiohttp", "events")
             one = _get(c, "callboard", "one_event_callback_to_last_delivery_ms")
             one_text = f"p50 {_ms(one['p50'])}" if one and one.get("count") else ""
             if _get(c, "callboard", "error"):
                 got_text = f"error: {c['callboard']['error']}"
             else:
                 got_text = _num(got)
-            name = label.replace("events", f"{events} events", 1) if case == "wide" else label
+            name = _fanout_case(c, case, label)
             cpu = (
                 f"{_us(_get(c, 'aiohttp', 'client_cpu_us_per_delivery'))} / "
                 f"{_us(_get(c, 'callboard', 'server_cpu_us_per_delivery'))}"
