@@ -172,8 +172,8 @@ class PostgresBackend(Backend):
         #: so their commits do not wait for a WAL flush. A later durable commit flushes the WAL up
         #: to its own record, theirs included; a crash loses only the last of them, claimed again
         self._lease_pool: asyncpg.Pool | None = None
-        self._write_pool: asyncpg.Pool | None = None  # `autocommit()` durable: see WRITE_PLANS
-        self._kept: _KeptConnections | None = None  # the write pool's connections
+        #: the write pool (`autocommit()` durable: see WRITE_PLANS), its connections kept between uses
+        self._kept: _KeptConnections | None = None
         self._events = {channel: asyncio.Event() for channel in CHANNELS}
         self._listener_task: asyncio.Task[None] | None = None
         #: server process ids of this pool's connections: their notifications are this process's
@@ -186,8 +186,8 @@ class PostgresBackend(Backend):
             self._lease_pool = await self._create_pool(
                 max_size=LEASE_POOL_MAX, server_settings={"synchronous_commit": "off"}
             )
-            self._write_pool = await self._create_pool(max_size=WRITE_POOL_MAX, server_settings=WRITE_PLANS)
-        self._kept = _KeptConnections(self._write_pool)
+            write_pool = await self._create_pool(max_size=WRITE_POOL_MAX, server_settings=WRITE_PLANS)
+        self._kept = _KeptConnections(write_pool)
 
     async def _create_pool(self, *, max_size: int, server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
         return await asyncpg.create_pool(
@@ -223,10 +223,10 @@ class PostgresBackend(Backend):
         kept, self._kept = self._kept, None
         if kept is not None:
             await kept.release_all()
-        for pool in (self._pool, self._lease_pool, self._write_pool):
+        for pool in (self._pool, self._lease_pool, None if kept is None else kept.pool):
             if pool is not None:
                 await pool.close()
-        self._pool = self._lease_pool = self._write_pool = None
+        self._pool = self._lease_pool = None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Executor]:
