@@ -9,11 +9,14 @@ only, the excluded ones left out, leased rows skipped until their lease runs out
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 from pathlib import Path
 
 import asyncpg
 
+from storage.deliveries import sqlite_claim, sqlite_claim_args
 from storage.store import Store, open_store
 from tests.storage.test_hot_path_writes import finish, new_job, subscription
 
@@ -151,3 +154,41 @@ async def test_a_sqlite_claim_reads_what_it_takes_not_the_whole_backlog(tmp_path
         await add_due(760)
         large = await steps_of_a_claim(time.time() + 1000)  # the first claim's leases have run out
     assert large < 1.5 * small, (small, large)
+
+
+async def test_a_sqlite_claim_skips_leased_rows_in_the_index_alone(tmp_path: Path) -> None:
+    """Every read of `deliveries` in the SQLite claim is of deliveries_subscription_due alone, the
+    lease included (migration 0004): a row leased to a worker is skipped in the index, not looked
+    up in the table first. For 100 endpoints with rows leased, reading a claim of 200 took 4.9 ms
+    that way and 1.8 ms from the index alone."""
+    async with open_store(f"sqlite:///{tmp_path / 'claim.db'}") as store:
+        conn = store.db._writer  # type: ignore[attr-defined]
+        assert conn is not None and conn.raw is not None
+        args = sqlite_claim_args(time.time(), 60, 200, 64, ["sub_excluded"])
+        plan = [row[3] for row in conn.raw.execute("EXPLAIN QUERY PLAN " + sqlite_claim(1), args)]
+    reads = [step for step in plan if step.startswith(("SEARCH x ", "SCAN x"))]
+    assert len(reads) == 3, plan  # the cut's two subqueries, then the rows up to it
+    assert all("USING COVERING INDEX deliveries_subscription_due " in step for step in reads), plan
+
+
+async def test_a_sqlite_database_from_before_0004_migrates_with_its_backlog(tmp_path: Path) -> None:
+    """A database made before migration 0004 (the index without the lease), deliveries pending
+    and one leased, takes the new index on opening and claims as before."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    async with open_store(url) as store:
+        sub = await subscription(store)
+        for _ in range(3):
+            assert await store.finish_job(finish(await new_job(store), None, [sub]))
+        [leased] = await store.claim_deliveries(now=time.time() + 1, lease=600, limit=1, per_subscription=8)
+    with contextlib.closing(sqlite3.connect(tmp_path / "old.db")) as db, db:  # back to migration 0003's schema
+        db.execute("DROP INDEX deliveries_subscription_due")
+        columns = "subscription_id, status, next_attempt_at, id"
+        db.execute(f"CREATE INDEX deliveries_subscription_due ON deliveries ({columns})")
+        db.execute("DELETE FROM schema_migrations WHERE version = 4")
+    async with open_store(url) as store:
+        claimed = await store.claim_deliveries(now=time.time() + 1, lease=60, limit=10, per_subscription=8)
+        assert len(claimed) == 2 and leased.id not in {d.id for d in claimed}
+    with contextlib.closing(sqlite3.connect(tmp_path / "old.db")) as db:
+        [(sql,)] = db.execute("SELECT sql FROM sqlite_master WHERE name = 'deliveries_subscription_due'").fetchall()
+        assert [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3, 4]
+    assert sql.endswith("(subscription_id, status, next_attempt_at, id, lease_until)")

@@ -217,6 +217,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
             "0001_initial",
             "0002_deliveries_due_per_subscription",
             "0003_subscriptions_version",
+            "0004_deliveries_due_covers_the_lease",
         ]
         assert await backend.migrate() == []
     finally:
@@ -227,6 +228,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
         (1, "0001_initial"),
         (2, "0002_deliveries_due_per_subscription"),
         (3, "0003_subscriptions_version"),
+        (4, "0004_deliveries_due_covers_the_lease"),
     ]
 
 

@@ -303,10 +303,11 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
             "0001_initial",
             "0002_deliveries_due_per_subscription",
             "0003_subscriptions_version",
+            "0004_deliveries_due_covers_the_lease",
         ]
         assert await store.db.migrate() == []
     async with open_store(database_url) as store:
         await store.ping()
         async with store.db.read() as db:
             versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3]
+    assert versions == [1, 2, 3, 4]
