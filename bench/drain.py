@@ -76,6 +76,7 @@ async def measure(
     from bench import dbs, procs
     from bench.inprocess import DatabaseCpu, cpu_per
     from bench.machine import Pinning
+    from receiver.gc_settings import tune_for_server
     from receiver.logconfig import configure_logging
 
     subscribers = WIDE_SUBSCRIBERS if shape == "wide" else 1
@@ -89,6 +90,7 @@ async def measure(
         log_file = open(Path(tmp) / "server.log", "w")
         sys.stderr = log_file  # the log lines are written, to a file, as the server's are
         configure_logging("json")
+        tune_for_server()  # as `callboard serve` does at startup
         try:
             async with dbs.fresh_database(backend, Path(tmp), postgres_url, f"drain_{os.getpid()}") as url:
                 async with dbs.store_for(url) as store:

@@ -137,6 +137,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from bench import dbs
     from bench.payloads import Signer, callback_paths, template
     from receiver.app import create_app
+    from receiver.gc_settings import tune_for_server
     from receiver.logconfig import configure_logging
     from receiver.settings import Settings
     from routes.signing import new_secret
@@ -157,6 +158,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             sys.stderr = log_file  # the log lines are written, to a file, as the server's are
             configure_logging("json")
             app = create_app(settings, run_workers=False)
+            tune_for_server()  # as `callboard serve` does
             async with app.router.lifespan_context(app):
                 async with dbs.store_for(url) as store:
                     jobs = await dbs.create_jobs(store, total, run="inprocess", metadata={"bench": "inprocess"})

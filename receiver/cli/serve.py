@@ -9,6 +9,7 @@ import click
 import structlog
 
 from receiver.cli.common import run, settings
+from receiver.gc_settings import tune_for_server
 from receiver.logconfig import configure_logging, log_level
 
 
@@ -24,6 +25,7 @@ def serve_cmd(host: str, port: int, server: str, no_worker: bool) -> None:
     cfg = settings()
     configure_logging(cfg.log_format, level=log_level(cfg.log_level))
     app = create_app(cfg, run_workers=not no_worker)
+    tune_for_server()
     if server == "uvicorn":
         import uvicorn
 
@@ -66,6 +68,7 @@ def worker_cmd() -> None:
 
     cfg = settings()
     configure_logging(cfg.log_format, level=log_level(cfg.log_level))
+    tune_for_server()
 
     async def main() -> None:
         stop = asyncio.Event()
