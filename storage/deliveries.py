@@ -351,9 +351,14 @@ class DeliveriesStore(StoreBase):
                 _UPDATE_DELIVERY,
                 [_delivery_row(r, updated) for r in in_order],
             )
-            rows = await tx.fetch(
-                f"SELECT id, status FROM deliveries WHERE id IN {placeholders(len(batch))}",
-                *(r.delivery.id for r in in_order),
+            # Only a `pending` outcome can be stored as something else (a delivery cancelled
+            # meanwhile stays cancelled); a final one is stored as given. So the statuses are read
+            # back for those alone: none, when every attempt of the batch succeeded.
+            retried = [r.delivery.id for r in in_order if r.status == DLV_PENDING]
+            rows = (
+                await tx.fetch(f"SELECT id, status FROM deliveries WHERE id IN {placeholders(len(retried))}", *retried)
+                if retried
+                else []
             )
             per_subscription = _per_subscription(batch)
             await tx.executemany(_UPDATE_HEALTH, [_health_row(sid, rs) for sid, rs in per_subscription.items()])

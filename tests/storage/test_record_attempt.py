@@ -217,6 +217,25 @@ async def test_concurrent_records_share_a_batch_and_each_gets_its_own_answer(sto
     assert (await state(store, deliveries))[0] == (True, NOW + 500, None, None)
 
 
+async def test_a_batch_answers_each_status_as_stored_when_some_deliveries_were_cancelled(store: Store) -> None:
+    """Within one batch, a retry of a delivery cancelled meanwhile is answered (and left)
+    `cancelled`, beside a retry and a success of live ones and a success of a cancelled one."""
+    (a1, a2, _), (b1, b2, _) = (await world(store)).values()
+    assert await store.delete_subscription(b1.subscription_id)
+    t = NOW + 100
+    records = [
+        Recorded(a1, attempt(a1, t, code=500, error="HTTP 500"), DLV_PENDING, t + 5, None),
+        Recorded(b1, attempt(b1, t + 1, code=500, error="HTTP 500"), DLV_PENDING, t + 6, None),
+        Recorded(a2, attempt(a2, t + 2), DLV_SUCCEEDED, None, None),
+        Recorded(b2, attempt(b2, t + 3), DLV_SUCCEEDED, None, None),
+    ]
+    answers = await store.write_attempts(records)
+    assert answers == [DLV_PENDING, "cancelled", DLV_SUCCEEDED, DLV_SUCCEEDED]
+    for r, answer in zip(records, answers, strict=True):
+        got = await store.get_delivery(r.delivery.id)
+        assert got is not None and got[0].status == answer and len(got[1]) == 1
+
+
 async def test_an_attempt_that_cannot_be_written_fails_alone(store: Store) -> None:
     """One bad record (an attempt id already taken) does not take the rest of its batch down."""
     deliveries = await world(store)
