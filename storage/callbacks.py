@@ -8,7 +8,9 @@ runs out and another pass takes the row again.
 On PostgreSQL, the three writes of the hot path (a batch of callbacks, a claim, a finished job)
 are each one statement run in its own transaction: the same rows and the same outcomes as the
 portable multi-statement versions, in one round trip instead of six to nine (BEGIN, each
-statement, NOTIFY, COMMIT), which is what a PostgreSQL server short of CPU makes expensive.
+statement, NOTIFY, COMMIT), which is what a PostgreSQL server short of CPU makes expensive. The
+batch of callbacks returns only what it stored; a batch in which something was not stored (a
+provider's retry, a job that does not exist) reads afterwards which it was.
 Concurrent finishes share one transaction on both backends (a group commit): on SQLite each of
 its statements runs once for the whole batch (executemany) rather than once per job.
 """
@@ -74,31 +76,24 @@ def _event_row(ev: Event) -> tuple[object, ...]:
 
 
 _PG_WRITE_CALLBACKS = """
-WITH batch AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::bytea[], $11::float8[]) WITH ORDINALITY
-        AS b (id, provider, dedupe_key, job_id, provider_job_id, job_hint, method, headers, query, body,
-              received_at, n)
-),
-known AS (
-    SELECT id FROM jobs WHERE id IN (SELECT job_id FROM batch WHERE job_id IS NOT NULL)
-),
-stored AS (
+WITH stored AS (
     INSERT INTO callbacks (id, provider, dedupe_key, job_id, provider_job_id, job_hint, method, headers,
                            query, body, received_at, status, attempts, next_attempt_at)
-    SELECT id, provider, dedupe_key, job_id, provider_job_id, job_hint, method, headers, query, body,
-           received_at, $12::text, 0, received_at
-    FROM batch WHERE job_id IS NULL OR job_id IN (SELECT id FROM known)
-    ORDER BY n  -- in batch order: of two callbacks with one dedupe key, the first is stored
+    SELECT b.id, b.provider, b.dedupe_key, b.job_id, b.provider_job_id, b.job_hint, b.method, b.headers,
+           b.query, b.body, b.received_at, $12::text, 0, b.received_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::text[], $10::bytea[], $11::float8[]) WITH ORDINALITY
+        AS b (id, provider, dedupe_key, job_id, provider_job_id, job_hint, method, headers, query, body,
+              received_at, n)
+    WHERE b.job_id IS NULL OR EXISTS (SELECT FROM jobs j WHERE j.id = b.job_id)
+    ORDER BY b.n  -- in batch order: of two callbacks with one dedupe key, the first is stored
     ON CONFLICT (provider, dedupe_key) DO NOTHING
     RETURNING id
 ),
 woken AS (
     SELECT pg_notify('callboard_callbacks', '') WHERE EXISTS (SELECT 1 FROM stored)
 )
-SELECT 'stored' AS kind, id FROM stored
-UNION ALL SELECT 'known', id FROM known
-UNION ALL SELECT 'woken', NULL FROM woken
+SELECT id FROM stored UNION ALL SELECT NULL FROM woken
 """
 
 #: `finish_job` on PostgreSQL for a batch of jobs (distinct), in one statement: the portable
@@ -215,13 +210,7 @@ class CallbacksStore(StoreBase):
         if self.db.dialect == "postgres":
             return await self._write_callbacks_pg(batch)
         async with self.db.transaction() as tx:
-            job_ids = sorted({c.job_id for c in batch if c.job_id})
-            known = set()
-            if job_ids:
-                known = {
-                    r["id"]
-                    for r in await tx.fetch(f"SELECT id FROM jobs WHERE id IN {placeholders(len(job_ids))}", *job_ids)
-                }
+            known = await _known_jobs(tx, [c.job_id for c in batch])
             accepted = [c for c in batch if c.job_id is None or c.job_id in known]
             inserted = await tx.executemany(_INSERT, [_insert_row(c) for c in accepted]) if accepted else 0
             ids = [c.id for c in accepted]
@@ -251,12 +240,12 @@ class CallbacksStore(StoreBase):
         columns = list(zip(*(_insert_row(c)[:11] for c in batch), strict=True))
         async with self.db.autocommit() as db:
             rows = await db.fetch(_PG_WRITE_CALLBACKS, *(list(col) for col in columns), CB_PENDING)
-        stored = {r["id"] for r in rows if r["kind"] == "stored"}
-        known = {r["id"] for r in rows if r["kind"] == "known"}
-        results = _results(batch, stored, known)
-        if all(isinstance(r, IngestResult) for r in results):
-            return results  # type: ignore[return-value]
-        async with self.db.read() as db:
+        stored = {r["id"] for r in rows if r["id"] is not None}
+        if len(stored) == len(batch):  # the usual case: every callback is new, for a known job
+            return [IngestResult(c.id) for c in batch]
+        async with self.db.read() as db:  # which were refused for their job, which were duplicates
+            known = await _known_jobs(db, [c.job_id for c in batch if c.id not in stored])
+            results = _results(batch, stored, known)
             return [r if isinstance(r, IngestResult) else await _explain(db, r) for r in results]
 
     async def claim_callbacks(self, *, now: float, lease: float, limit: int) -> list[Callback]:
@@ -475,6 +464,14 @@ async def insert_deliveries(
         if lease is not None:
             leased.setdefault(d.event_id, []).append((d, subscriptions[d.subscription_id]))
     return any(lease is None for _, lease in written), leased
+
+
+async def _known_jobs(db: Executor, job_ids: list[str | None]) -> set[str]:
+    """Which of these jobs exist (None, a provider-level callback's, names none)."""
+    ids = sorted({job_id for job_id in job_ids if job_id})
+    if not ids:
+        return set()
+    return {r["id"] for r in await db.fetch(f"SELECT id FROM jobs WHERE id IN {placeholders(len(ids))}", *ids)}
 
 
 async def _explain(tx: Executor, c: NewCallback) -> IngestResult:
