@@ -118,10 +118,10 @@ class _KeptConnections:
     core). A connection given back is kept for the next user, unless someone is waiting for the
     pool, who gets it through the pool; every use of the pool goes through here, so none waits
     while one is kept. After an error the connection goes back to the pool, which replaces it if it
-    is broken. No more are kept than were in use at once, which the pool's size bounds. The lease
-    pool is not kept: with it kept too, the wide drain's claims came back sooner and smaller, and
-    the worker spent 10-17 % more CPU per delivery (`bench.inprocess --deliveries 20000 --shape
-    wide`)."""
+    is broken, and one the server ended while it was kept is not used again (`_alive`). No more
+    are kept than were in use at once, which the pool's size bounds. The lease pool is not kept:
+    with it kept too, the wide drain's claims came back sooner and smaller, and the worker spent
+    10-17 % more CPU per delivery (`bench.inprocess --deliveries 20000 --shape wide`)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -129,8 +129,11 @@ class _KeptConnections:
         self._waiting = 0  # users waiting for the pool
 
     async def _take(self) -> Any:
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            conn = self._idle.pop()
+            if _alive(conn):
+                return conn
+            await self.pool.release(conn)  # nothing to do for one asyncpg took back already
         self._waiting += 1
         try:
             return await self.pool.acquire(timeout=CONNECT_TIMEOUT)
@@ -157,6 +160,16 @@ class _KeptConnections:
         idle, self._idle = self._idle, []
         for conn in idle:
             await self.pool.release(conn)
+
+
+def _alive(conn: Any) -> bool:
+    """Whether a kept connection is still open. One the server ended while it was kept (a restart,
+    `pg_terminate_backend`, an idle timeout) is taken back into the pool by asyncpg itself, after
+    which every call on it raises; its replacement comes from the pool."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 class PostgresBackend(Backend):

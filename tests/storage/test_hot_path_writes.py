@@ -255,3 +255,32 @@ async def test_postgres_durable_writes_beyond_the_write_pool_wait_their_turn(pos
         assert 1 < len(set(pids)) <= WRITE_POOL_MAX
         again = await asyncio.gather(*(write() for _ in range(WRITE_POOL_MAX)))  # the kept ones, reused
         assert set(again) <= set(pids)
+
+
+async def test_postgres_a_kept_write_connection_the_server_ended_is_replaced_not_used(postgres_url: str) -> None:
+    """PostgreSQL: a write connection kept between uses that the server ends meanwhile (a restart,
+    an administrator, an idle timeout) is not handed to the next write: that write gets a live
+    connection and succeeds, as one through the pool's own acquire would."""
+    async with open_store(postgres_url) as store, open_store(postgres_url) as admin:
+        job_id = await new_job(store)
+        first = await store.write_callbacks([callback(job_id, "before")])
+        assert [(r.duplicate, r.unknown_job) for r in first] == [(False, False)]
+        async with store.db.autocommit() as db:  # the kept connection the ingest just used
+            kept = int((await db.fetch("SELECT pg_backend_pid() AS pid"))[0]["pid"])
+        async with admin.db.read() as db:
+            assert [r["ended"] for r in await db.fetch("SELECT pg_terminate_backend(?) AS ended", kept)] == [True]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the server's goodbye reaches the client's event loop
+            async with admin.db.read() as db:
+                rows = await db.fetch("SELECT 1 FROM pg_stat_activity WHERE pid = ?", kept)
+            if not rows:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
+
+        again = await store.write_callbacks([callback(job_id, "after")])
+
+        assert [(r.duplicate, r.unknown_job) for r in again] == [(False, False)]
+        assert await store.get_callback(again[0].id) is not None
+        async with store.db.autocommit() as db:
+            assert int((await db.fetch("SELECT pg_backend_pid() AS pid"))[0]["pid"]) != kept
