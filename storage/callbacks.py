@@ -222,16 +222,7 @@ class CallbacksStore(StoreBase):
                     r["id"]
                     for r in await tx.fetch(f"SELECT id FROM callbacks WHERE id IN {placeholders(len(ids))}", *ids)
                 }
-            results = [
-                IngestResult(c.id)
-                if c.id in stored
-                else (
-                    IngestResult(c.id, unknown_job=True)
-                    if c.job_id and c.job_id not in known
-                    else await _explain(tx, c)
-                )
-                for c in batch
-            ]
+            results = await _outcomes(tx, batch, stored, known)
             if stored:
                 await self.db.notify(tx, "callbacks")
         return results
@@ -245,8 +236,7 @@ class CallbacksStore(StoreBase):
             return [IngestResult(c.id) for c in batch]
         async with self.db.read() as db:  # which were refused for their job, which were duplicates
             known = await _known_jobs(db, [c.job_id for c in batch if c.id not in stored])
-            results = _results(batch, stored, known)
-            return [r if isinstance(r, IngestResult) else await _explain(db, r) for r in results]
+            return await _outcomes(db, batch, stored, known)
 
     async def claim_callbacks(self, *, now: float, lease: float, limit: int) -> list[Callback]:
         # one statement: no BEGIN/COMMIT around it on PostgreSQL; a lease: lost in a power
@@ -464,6 +454,11 @@ async def insert_deliveries(
         if lease is not None:
             leased.setdefault(d.event_id, []).append((d, subscriptions[d.subscription_id]))
     return any(lease is None for _, lease in written), leased
+
+
+async def _outcomes(db: Executor, batch: list[NewCallback], stored: set[str], known: set[str]) -> list[IngestResult]:
+    """Each callback's outcome in batch order: stored, refused for its job, or (read back) a duplicate."""
+    return [r if isinstance(r, IngestResult) else await _explain(db, r) for r in _results(batch, stored, known)]
 
 
 async def _known_jobs(db: Executor, job_ids: list[str | None]) -> set[str]:
