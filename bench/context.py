@@ -66,7 +66,8 @@ class Context:
     durations: Durations
     wrk: str | None
     postgres_url: str
-    connections: int
+    #: ingest's levels of wrk connections, in the order measured
+    connections: tuple[int, ...]
     quiet: bool = False
     #: `--profile`: where py-spy writes each Callboard server's profile (None: not profiled)
     profile_dir: Path | None = None

@@ -33,6 +33,9 @@ from bench.stats import median_index
 
 SCENARIOS = ("ingest", "e2e", "fanout")
 BACKENDS = ("sqlite", "postgres")
+#: ingest's levels of wrk connections: the no-op handler fills its core at the first; Callboard, whose
+#: answers wait for a durable commit, takes more as its batches grow (`bench/ingest.py`)
+CONNECTIONS = (32, 64, 128)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,7 +49,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("CALLBOARD_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         help="a server where databases may be created (default: %(default)s)",
     )
-    p.add_argument("--connections", type=int, default=32, help="wrk connections for ingest (default: 32)")
+    p.add_argument(
+        "--connections",
+        type=_levels,
+        default=CONNECTIONS,
+        metavar="N[,N…]",
+        help="ingest's levels of wrk connections, each server's best one reported (default: 32,64,128)",
+    )
     p.add_argument(
         "--loadgen",
         choices=("auto", "wrk", "python"),
@@ -74,6 +83,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be at least 1")
     return args
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError(f"connections must be at least 1: {text!r}")
+    return levels
 
 
 async def _guard(errors: list[str], what: str, ctx: Context, fn: Callable[[], Awaitable[Any]]) -> Any:
@@ -161,9 +180,18 @@ async def _ingest(ctx: Context, errors: list[str], backend: str) -> dict[str, An
     cpu = ("server_cpu_us_per_request", "server_cpu_us_per_request")
     out = await _repeated(ctx, f"ingest {backend}", ("noop", "callboard"), noop, stored, "rps", cpu)
     if ctx.durations.ingest_with_workers:
-        what = functools.partial(ingest.callboard, ctx, backend, _rate(out["noop"], "rps"), workers=True)
+        level = _get_connections(out["callboard"])
+        what = functools.partial(
+            ingest.callboard, ctx, backend, _rate(out["noop"], "rps"), workers=True, connections=level
+        )
         out["callboard_with_workers"] = await _guard(errors, f"ingest {backend} with workers", ctx, what)
     return out
+
+
+def _get_connections(result: dict[str, Any]) -> tuple[int, ...]:
+    """The level of connections a result was chosen at (nothing when it failed: the run's levels)."""
+    level = result.get("connections")
+    return (level,) if isinstance(level, int) else ()
 
 
 async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:

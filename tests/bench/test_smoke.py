@@ -34,6 +34,12 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     # --quick measures each pair once; the round reported is that one, its ratio recorded
     assert sqlite["ingest"]["reported_round"] == 1
     assert sqlite["ingest"]["rounds"][0]["ratio"] > 0
+    # both servers at every level of connections, the one reported among them
+    for who in ("noop", "callboard"):
+        levels = sqlite["ingest"][who]["levels"]
+        assert [level["connections"] for level in levels] == [32, 64, 128]
+        assert all(level["requests"] > 0 for level in levels)
+        assert sqlite["ingest"][who]["connections"] in (32, 64, 128)
     fixed = sqlite["e2e"]["fixed_rate"]
     assert fixed["delivered"] > 0
     # the step's callbacks are found in the server's log at every stage, none from other steps
