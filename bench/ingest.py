@@ -9,9 +9,9 @@ delivery worker beside the handler (they then process what arrives, on the same 
 Both are driven by wrk on the load core with the same script and the same request shapes, at
 each of the same numbers of connections in turn (`ctx.connections`, 32, 64 and 128 by default):
 the no-op handler on one server after one warm-up, Callboard on a fresh database and server per
-level, each with its own warm-up. Each server's figure is its best level, Callboard's among the levels whose p99
-is under the target's 20 ms (`best_level`). A closed loop's rate is its connections over its
-latency: the no-op handler fills its core at 32 already, while Callboard, whose every answer waits
+level, each with its own warm-up. Each server's figure is its best level, Callboard's among the
+levels whose p99 is under the target's 20 ms (`best_level`). A closed loop's rate is its
+connections over its latency: the no-op handler fills its core at 32 already, while Callboard, whose every answer waits
 for a durable commit, leaves its core idle at 32 (a quarter of the time on PostgreSQL) and spends
 less CPU per callback as its batches grow, so a single level would measure its latency rather than
 what it can take. Every level's figures are kept and reported. Every Callboard request is a
@@ -133,8 +133,9 @@ async def callboard(
     under the target's is reported. (On one server for all, the last level ran after the others'
     writes and on PostgreSQL met WAL-triggered checkpoints: p99 71-90 ms at 128 connections in two
     full runs, against 18-22 ms when 128 ran alone.)"""
-    levels = [await _callboard_at(ctx, backend, ceiling_rps, workers=workers, connections=n) for n in
-              connections or ctx.connections]  # fmt: skip
+    levels = []
+    for level in connections or ctx.connections:
+        levels.append(await _callboard_at(ctx, backend, ceiling_rps, workers=workers, connections=level))
     return _chosen(levels, p99_ms=INGEST_P99_MS)
 
 

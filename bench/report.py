@@ -190,10 +190,8 @@ def _fanout_case(c: dict[str, Any], case: str, label: str) -> str:
     return label.replace("events", f"{events} events", 1) if case == "wide" else label
 
 
-def _connections(levels: Any) -> str:
-    """`32, 64 and 128` (or one number, as results before the levels recorded it)."""
-    if not isinstance(levels, list | tuple):
-        return str(levels)
+def _connections(levels: list[int] | tuple[int, ...]) -> str:
+    """`32, 64 and 128`, or one number."""
     text = [str(n) for n in levels]
     return text[0] if len(text) == 1 else ", ".join(text[:-1]) + " and " + text[-1]
 

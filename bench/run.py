@@ -180,7 +180,7 @@ async def _ingest(ctx: Context, errors: list[str], backend: str) -> dict[str, An
     cpu = ("server_cpu_us_per_request", "server_cpu_us_per_request")
     out = await _repeated(ctx, f"ingest {backend}", ("noop", "callboard"), noop, stored, "rps", cpu)
     if ctx.durations.ingest_with_workers:
-        level = _get_connections(out["callboard"])
+        level = _reported_level(out["callboard"])
         what = functools.partial(
             ingest.callboard, ctx, backend, _rate(out["noop"], "rps"), workers=True, connections=level
         )
@@ -188,7 +188,7 @@ async def _ingest(ctx: Context, errors: list[str], backend: str) -> dict[str, An
     return out
 
 
-def _get_connections(result: dict[str, Any]) -> tuple[int, ...]:
+def _reported_level(result: dict[str, Any]) -> tuple[int, ...]:
     """The level of connections a result was chosen at (nothing when it failed: the run's levels)."""
     level = result.get("connections")
     return (level,) if isinstance(level, int) else ()
