@@ -202,6 +202,8 @@ def test_job_still_running_at_the_provider_is_asked_again_until_done(
     wait_until(
         lambda: polls(fake, job["provider_job_id"]) >= 2, timeout=15, what="two polls of the running job"
     )
+    # the fake counts a poll as it arrives; the reconciler records it once the answer is back
+    wait_until(lambda: reconcile_attempts(cb, job["id"]) >= 2, timeout=5, what="the second poll recorded")
     assert cb.job(job["id"])["status"] == "submitted"
     assert cb.events() == []
     attempts = reconcile_attempts(cb, job["id"])
