@@ -50,6 +50,13 @@ def new_id(prefix: str, now: float | None = None) -> str:
     return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
+def id_after(prefix: str, at: float) -> str:
+    """An id above every id `new_id(prefix, t)` makes for `t <= at`, and not above any made in a
+    later millisecond: the first id of the millisecond after `at`'s."""
+    value = ((int(at * 1000) + 1) & _MS_MASK) << 80
+    return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
 def id_time(identifier: str) -> float:
     """The creation time an id carries (seconds, to the millisecond). ValueError if it is not one."""
     body = identifier.rpartition("_")[2]

@@ -6,7 +6,9 @@ server; every test then reads that database through the CLI only.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,9 @@ from typing import Any
 import pytest
 
 from routes.signing import new_secret
+from storage.ids import new_id
+from storage.records import CB_DONE, NewCallback
+from storage.store import open_store
 from tests.databases import BACKENDS, database
 from tests.e2e._support import assert_one_line_error, count, query
 from tests.fakes.base import running
@@ -159,15 +164,48 @@ def test_migrate_creates_schema_then_reports_up_to_date(tmp_path: Path, database
     assert first.returncode == 0, first.stderr
     applied = (
         "0001_initial, 0002_deliveries_due_per_subscription, 0003_subscriptions_version,"
-        " 0004_deliveries_due_covers_the_lease"
+        " 0004_deliveries_due_covers_the_lease, 0005_callbacks_without_job_index"
     )
     assert first.stdout.strip() == f"applied: {applied}"
     again = run_cli("migrate", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "the schema is up to date"
-    assert [row["version"] for row in query(database_url, "SELECT version FROM schema_migrations")] == [1, 2, 3, 4]
+    assert [row["version"] for row in query(database_url, "SELECT version FROM schema_migrations")] == [1, 2, 3, 4, 5]
     for table in ("jobs", "callbacks", "events", "transcripts", "subscriptions", "deliveries"):
         assert count(database_url, table) == 0
+
+
+async def _processed_callback(database_url: str, received_at: float) -> str:
+    async with open_store(database_url) as store:
+        callback = NewCallback(
+            new_id("cb", received_at), "generic", new_id("msg"), None, None, None, "POST", {}, {}, b"{}", received_at
+        )
+        result = await store.ingest(callback)
+        await store.settle_callback(result.id, CB_DONE)
+        return result.id
+
+
+def test_prune_deletes_what_is_older_than_the_duration(tmp_path: Path, database_url: str) -> None:
+    env = base_env(tmp_path, database_url=database_url)
+    old = asyncio.run(_processed_callback(database_url, time.time() - 7200))
+    recent = asyncio.run(_processed_callback(database_url, time.time() - 60))
+    result = run_cli("prune", "--older-than", "1h", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"jobs": 0, "events": 0, "deliveries": 0, "attempts": 0, "callbacks": 1}
+    assert [r["id"] for r in query(database_url, "SELECT id FROM callbacks")] == [recent]
+    assert old != recent
+    again = run_cli("prune", "--older-than", "1h", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "pruned 0 jobs, 0 events, 0 deliveries, 0 attempts, 0 callbacks"
+
+
+def test_prune_with_a_bad_duration_is_a_usage_error(tmp_path: Path, database_url: str) -> None:
+    env = base_env(tmp_path, database_url=database_url)
+    result = run_cli("prune", "--older-than", "a while", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert "--older-than" in result.stderr
 
 
 def test_an_unknown_log_level_is_a_configuration_error(tmp_path: Path, database_url: str) -> None:

@@ -190,5 +190,5 @@ async def test_a_sqlite_database_from_before_0004_migrates_with_its_backlog(tmp_
         assert len(claimed) == 2 and leased.id not in {d.id for d in claimed}
     with contextlib.closing(sqlite3.connect(tmp_path / "old.db")) as db:
         [(sql,)] = db.execute("SELECT sql FROM sqlite_master WHERE name = 'deliveries_subscription_due'").fetchall()
-        assert [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3, 4]
+        assert [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3, 4, 5]
     assert sql.endswith("(subscription_id, status, next_attempt_at, id, lease_until)")

@@ -218,6 +218,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
             "0002_deliveries_due_per_subscription",
             "0003_subscriptions_version",
             "0004_deliveries_due_covers_the_lease",
+            "0005_callbacks_without_job_index",
         ]
         assert await backend.migrate() == []
     finally:
@@ -229,6 +230,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
         (2, "0002_deliveries_due_per_subscription"),
         (3, "0003_subscriptions_version"),
         (4, "0004_deliveries_due_covers_the_lease"),
+        (5, "0005_callbacks_without_job_index"),
     ]
 
 

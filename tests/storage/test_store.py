@@ -304,10 +304,11 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
             "0002_deliveries_due_per_subscription",
             "0003_subscriptions_version",
             "0004_deliveries_due_covers_the_lease",
+            "0005_callbacks_without_job_index",
         ]
         assert await store.db.migrate() == []
     async with open_store(database_url) as store:
         await store.ping()
         async with store.db.read() as db:
             versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3, 4]
+    assert versions == [1, 2, 3, 4, 5]
