@@ -164,13 +164,15 @@ def test_migrate_creates_schema_then_reports_up_to_date(tmp_path: Path, database
     assert first.returncode == 0, first.stderr
     applied = (
         "0001_initial, 0002_deliveries_due_per_subscription, 0003_subscriptions_version,"
-        " 0004_deliveries_due_covers_the_lease, 0005_callbacks_without_job_index"
+        " 0004_deliveries_due_covers_the_lease, 0005_callbacks_without_job_index,"
+        " 0006_deliveries_room_for_leases"
     )
     assert first.stdout.strip() == f"applied: {applied}"
     again = run_cli("migrate", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "the schema is up to date"
-    assert [row["version"] for row in query(database_url, "SELECT version FROM schema_migrations")] == [1, 2, 3, 4, 5]
+    versions = [row["version"] for row in query(database_url, "SELECT version FROM schema_migrations")]
+    assert versions == [1, 2, 3, 4, 5, 6]
     for table in ("jobs", "callbacks", "events", "transcripts", "subscriptions", "deliveries"):
         assert count(database_url, table) == 0
 

@@ -190,5 +190,26 @@ async def test_a_sqlite_database_from_before_0004_migrates_with_its_backlog(tmp_
         assert len(claimed) == 2 and leased.id not in {d.id for d in claimed}
     with contextlib.closing(sqlite3.connect(tmp_path / "old.db")) as db:
         [(sql,)] = db.execute("SELECT sql FROM sqlite_master WHERE name = 'deliveries_subscription_due'").fetchall()
-        assert [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3, 4, 5]
+        versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [1, 2, 3, 4, 5, 6]
     assert sql.endswith("(subscription_id, status, next_attempt_at, id, lease_until)")
+
+
+async def test_a_postgres_claim_leases_each_delivery_on_its_own_page(postgres_url: str) -> None:
+    """A lease is written in place (a HOT update, migration 0006): the claimed rows' new versions
+    stay on the pages of the old ones, so no index gets new entries for them."""
+    pages = "SELECT id, (ctid::text::point)[0] AS page FROM deliveries"
+    async with open_store(postgres_url) as store:
+        sub = await subscription(store)
+        for _ in range(60):  # more than one page's worth at the table's fill factor
+            assert await store.finish_job(finish(await new_job(store), None, [sub]))
+        async with store.db.read() as db:
+            before = {r["id"]: r["page"] for r in await db.fetch(pages)}
+        claimed = await store.claim_deliveries(now=time.time() + 1, lease=60, limit=60, per_subscription=60)
+        assert len(claimed) == 60
+        async with store.db.read() as db:
+            after = {r["id"]: r["page"] for r in await db.fetch(pages)}
+            [options] = await db.fetch("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'")
+    assert len(set(before.values())) > 1, "the rows span several pages"
+    assert after == before
+    assert options["reloptions"] == ["fillfactor=50"]

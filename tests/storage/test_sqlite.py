@@ -219,6 +219,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
             "0003_subscriptions_version",
             "0004_deliveries_due_covers_the_lease",
             "0005_callbacks_without_job_index",
+            "0006_deliveries_room_for_leases",
         ]
         assert await backend.migrate() == []
     finally:
@@ -231,6 +232,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
         (3, "0003_subscriptions_version"),
         (4, "0004_deliveries_due_covers_the_lease"),
         (5, "0005_callbacks_without_job_index"),
+        (6, "0006_deliveries_room_for_leases"),
     ]
 
 

@@ -305,10 +305,11 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
             "0003_subscriptions_version",
             "0004_deliveries_due_covers_the_lease",
             "0005_callbacks_without_job_index",
+            "0006_deliveries_room_for_leases",
         ]
         assert await store.db.migrate() == []
     async with open_store(database_url) as store:
         await store.ping()
         async with store.db.read() as db:
             versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3, 4, 5]
+    assert versions == [1, 2, 3, 4, 5, 6]
