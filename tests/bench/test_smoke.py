@@ -81,8 +81,15 @@ def test_profiled_run_writes_a_profile_per_server(tmp_path: Path) -> None:
     assert [re.sub(r"\d+\.txt$", "", p.name) for p in stacks] == ["deep", "wide"]
     for path in stacks:
         lines = path.read_text().splitlines()
-        assert lines and all(line.rsplit(" ", 1)[1].isdigit() for line in lines)
-        assert any("routes/worker.py" in line for line in lines)  # the delivery worker was sampled
+        log = path.with_suffix(".py-spy.log")
+        said = log.read_text()[-2000:] if log.exists() else "(no py-spy log)"
+        assert lines, f"{path.name} is empty; py-spy said: {said}"
+        assert all(line.rsplit(" ", 1)[1].isdigit() for line in lines), f"{path.name}: not collapsed stacks"
+        # the delivery worker was sampled
+        samples = sum(int(line.rsplit(" ", 1)[1]) for line in lines)
+        assert any("routes/worker.py" in line for line in lines), (
+            f"{path.name}: none of {samples} samples in {len(lines)} stacks is in routes/worker.py; py-spy said: {said}"
+        )
     assert any("profiled run" in note for note in results["meta"]["notes"])
 
 
