@@ -142,6 +142,39 @@ def loadavg() -> list[float] | None:
         return None
 
 
+def cpu_jiffies() -> tuple[int, int] | None:
+    """(steal, total): clock ticks of all this machine's CPUs since boot, from /proc/stat. Steal is
+    time the hypervisor gave this virtual machine's CPUs to someone else: every figure of a window
+    with steal in it is slower than the code alone would make it. None where /proc/stat is not."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        values = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    if fields[0] != "cpu" or len(values) < 8:
+        return None
+    return values[7], sum(values)
+
+
+def steal_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of all CPUs' time taken by the host between two `cpu_jiffies` readings, in %."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
+
+
+class StealMeter:
+    """The host's share of the CPUs (`steal_percent`), one window after another."""
+
+    def __init__(self) -> None:
+        self._mark = cpu_jiffies()
+
+    def lap(self) -> float | None:
+        """Steal since the last lap (or since this was made), in %; the next window starts now."""
+        before, self._mark = self._mark, cpu_jiffies()
+        return steal_percent(before, self._mark)
+
+
 def git_commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)

@@ -190,6 +190,22 @@ def _fanout_case(c: dict[str, Any], case: str, label: str) -> str:
     return label.replace("events", f"{events} events", 1) if case == "wide" else label
 
 
+def _steal(steal: dict[str, dict[str, float | None]] | None) -> list[str]:
+    """The host's share of the CPUs during each backend's scenarios (nothing for results without it)."""
+
+    def share(p: float | None) -> str:
+        return "—" if p is None else f"{p:.1f} %"
+
+    parts = [
+        f"{backend} " + ", ".join(f"{scenario} {share(p)}" for scenario, p in by_scenario.items())
+        for backend, by_scenario in (steal or {}).items()
+        if by_scenario
+    ]
+    if not parts:
+        return []
+    return ["- CPU time taken by the host (steal), share of both cores during each scenario: " + "; ".join(parts)]
+
+
 def _connections(levels: list[int] | tuple[int, ...]) -> str:
     """`32, 64 and 128`, or one number."""
     text = [str(n) for n in levels]
@@ -242,6 +258,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- commit `{commit}` {g.get('subject') or ''}" + (" (plus uncommitted changes)" if g.get("dirty") else ""),
         f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gib']} GiB, {m['os']}",
         f"- load average before / after: {meta.get('loadavg_before')} / {meta.get('loadavg_after')}",
+        *_steal(results.get("host_steal_percent")),
         f"- pinning: {meta['pinning']}",
         f"- ingest load: {meta['load_generator']}, {_connections(meta['connections'])} connections (each"
         " server's best level); end to end: Python open loop",

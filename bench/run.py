@@ -28,7 +28,17 @@ from typing import Any
 from bench import dbcpu, e2e, fanout, ingest, procs, report
 from bench.context import Context, Durations
 from bench.dbs import DEFAULT_POSTGRES_URL
-from bench.machine import ROOT, Pinning, ensure_wrk, git_commit, loadavg, machine, versions, wrk_version
+from bench.machine import (
+    ROOT,
+    Pinning,
+    StealMeter,
+    ensure_wrk,
+    git_commit,
+    loadavg,
+    machine,
+    versions,
+    wrk_version,
+)
 from bench.stats import median_index
 
 SCENARIOS = ("ingest", "e2e", "fanout")
@@ -205,12 +215,17 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         ctx.postgres_cpu = await dbcpu.find(ctx.postgres_url)
         if ctx.postgres_cpu is None:
             ctx.log("the PostgreSQL server's processes are not visible here: its CPU is not reported")
+    steal: dict[str, dict[str, float | None]] = {}  # the host's share of the CPUs, per backend and scenario
     for backend in backends:
         r: dict[str, Any] = {}
+        steal[backend] = {}
+        meter = StealMeter()
         if "ingest" in scenarios:
             r["ingest"] = await _ingest(ctx, errors, backend)
+            steal[backend]["ingest"] = meter.lap()
         if "e2e" in scenarios:
             r["e2e"] = await _guard(errors, f"end to end {backend}", ctx, functools.partial(e2e.run, ctx, backend))
+            steal[backend]["e2e"] = meter.lap()
         if "fanout" in scenarios:
             r["fanout"] = {}
             for mode in ("wide", "deep"):
@@ -225,6 +240,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
                     "deliveries_per_s",
                     ("client_cpu_us_per_delivery", "server_cpu_us_per_delivery"),
                 )
+            steal[backend]["fanout"] = meter.lap()
         per_backend[backend] = r
     record: dict[str, Any] = {}
     if "fanout" in scenarios:
@@ -236,7 +252,8 @@ async def run(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             )
             for mode in modes
         }
-    return {"backends": per_backend, "for_the_record": record, "errors": errors + ctx.problems}
+    errors += ctx.problems
+    return {"backends": per_backend, "host_steal_percent": steal, "for_the_record": record, "errors": errors}
 
 
 def main(argv: list[str] | None = None) -> int:
