@@ -151,7 +151,7 @@ def cpu_jiffies() -> tuple[int, int] | None:
         values = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
     except (OSError, ValueError):
         return None
-    if fields[0] != "cpu" or len(values) < 8:
+    if len(values) < 8 or fields[0] != "cpu":  # an empty first line has no fields[0]
         return None
     return values[7], sum(values)
 
