@@ -6,7 +6,7 @@ import json
 import time
 
 from bench.machine import ROOT, StealMeter, cpu_jiffies, steal_percent
-from bench.report import markdown
+from bench.report import STEAL_NOTED, markdown, targets
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -35,3 +35,25 @@ def test_the_report_says_how_much_the_host_took_per_scenario() -> None:
     results["host_steal_percent"] = {"sqlite": {"ingest": 0.0, "e2e": 12.5}, "postgres": {"ingest": None}}
     [line] = [line for line in markdown(results).splitlines() if "CPU time taken by the host" in line]
     assert line.endswith("each scenario: sqlite ingest 0.0 %, e2e 12.5 %; postgres ingest —")
+
+
+def test_a_target_says_when_the_host_took_cpu_during_its_scenario() -> None:
+    """Each target carries its scenario's steal; at STEAL_NOTED or more its figure says so, in the
+    JSON's row and in the markdown's table. Results from before the readout carry none."""
+    old = json.loads((RESULTS / "20261207T042641Z-5d02a8f1f1.json").read_text())
+    assert all("host_steal_percent" not in row for row in targets(old))
+    results = json.loads((RESULTS / "20261207T054140Z-846eddffd2.json").read_text())
+    results["host_steal_percent"]["sqlite"]["ingest"] = 2.6
+    results["host_steal_percent"]["postgres"]["fanout"] = STEAL_NOTED - 0.1
+    all_rows = targets(results)
+    rows = {(row["backend"], row["target"].split(" ")[0]): row for row in all_rows}
+    assert len(all_rows) == 8 and len(rows) == 6  # the two fan-out cases share a key here
+    noted = "; the host took 2.6 % of the CPUs meanwhile (steal)"
+    assert rows["sqlite", "ingest"]["measured"].endswith(noted)
+    assert rows["sqlite", "ingest"]["host_steal_percent"] == 2.6
+    assert rows["postgres", "fan-out,"]["host_steal_percent"] == STEAL_NOTED - 0.1
+    quiet = [row for row in all_rows if row is not rows["sqlite", "ingest"]]
+    assert len(quiet) == 7 and all("steal" not in row["measured"] for row in quiet)
+    results["targets"] = targets(results)
+    [line] = [line for line in markdown(results).splitlines() if line.startswith("| sqlite | ingest ≥")]
+    assert line.endswith(f"{noted} | **no** |")
