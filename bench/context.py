@@ -51,9 +51,9 @@ class Durations:
             ramp_rates=(1000,),
             ramp_refine=False,
             drain=8.0,
-            wide_events=5,
+            wide_events=20,
             wide_rounds=2,
-            deep_events=500,
+            deep_events=2000,
             ingest_with_workers=False,
             repeats=1,
         )
