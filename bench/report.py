@@ -79,13 +79,11 @@ def _with_rounds(text: str, entry: dict[str, Any] | None) -> str:
 #: steal (the host's share of both cores during a scenario, `bench.machine.StealMeter`) at which a
 #: target's row says so: the night of 2026-12-07 had runs at 0.0-0.7 % and one starved at 9 %
 STEAL_NOTED = 1.0
-#: the scenario each target is measured in (`host_steal_percent`'s keys), by the target's wording
-_SCENARIOS = (("ingest", "ingest"), ("end-to-end", "e2e"), ("fan-out", "fanout"))
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per target and backend: what was measured, and whether the target is met."""
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[str, dict[str, Any]]] = []  # each with its scenario (`host_steal_percent`'s keys)
     for backend, r in results.get("backends", {}).items():
         cb = _get(r, "ingest", "callboard")
         if cb is not None:
@@ -99,7 +97,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 and not cb.get("reused_items")
                 and not cb.get("errors")
             )
-            rows.append(
+            rows.append((
+                "ingest",
                 {
                     "backend": backend,
                     "target": "ingest ≥ 40 % of the no-op handler with p99 < 20 ms",
@@ -109,8 +108,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     ),
                     "value": x,
                     "met": met,
-                }
-            )
+                },
+            ))  # fmt: skip
         fixed = _get(r, "e2e", "fixed_rate")
         if _get(r, "e2e") is not None:
             p99 = _get(fixed, "latency_ms", "p99")
@@ -121,37 +120,38 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 measured += f"; {spread}"
             if _get(r, "e2e", "error"):
                 measured = "error"
-            rows.append(
+            rows.append((
+                "e2e",
                 {
                     "backend": backend,
                     "target": "end-to-end p99 < 50 ms at 500 callbacks/s",
                     "measured": measured,
                     "value": p99,
                     "met": met,
-                }
-            )
+                },
+            ))  # fmt: skip
         for case, label in FANOUT_CASES:
             got = _get(r, "fanout", case, "callboard", "deliveries_per_s")
             if _get(r, "fanout", case) is None:
                 continue
             x = ratio(got, _get(r, "fanout", case, "aiohttp", "deliveries_per_s"))
-            rows.append(
+            rows.append((
+                "fanout",
                 {
                     "backend": backend,
                     "target": f"fan-out, {label}: ≥ 50 % of bare aiohttp",
                     "measured": _with_rounds(f"{_pct(x, 1)} of bare aiohttp", _get(r, "fanout", case)),
                     "value": x,
                     "met": bool(x is not None and x >= FANOUT_RATIO),
-                }
-            )
-    return [_with_steal(row, results) for row in rows]
+                },
+            ))  # fmt: skip
+    return [_with_steal(row, scenario, results) for scenario, row in rows]
 
 
-def _with_steal(row: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+def _with_steal(row: dict[str, Any], scenario: str, results: dict[str, Any]) -> dict[str, Any]:
     """The row with the host's share of the CPUs during its scenario, said beside the figure when
     it reached STEAL_NOTED: a target missed (or met) while the host took that much is a figure of
     the hour, not of Callboard alone."""
-    scenario = next(name for prefix, name in _SCENARIOS if row["target"].startswith(prefix))
     share = _get(results, "host_steal_percent", row["backend"], scenario)
     if share is None:
         return row
