@@ -167,8 +167,12 @@ async def test_a_sqlite_claim_skips_leased_rows_in_the_index_alone(tmp_path: Pat
         args = sqlite_claim_args(time.time(), 60, 200, 64, ["sub_excluded"])
         plan = [row[3] for row in conn.raw.execute("EXPLAIN QUERY PLAN " + sqlite_claim(1), args)]
     reads = [step for step in plan if step.startswith(("SEARCH x ", "SCAN x"))]
-    assert len(reads) == 3, plan  # the cut's two subqueries, then the rows up to it
+    assert len(reads) == 2, plan  # the cut's subquery, then the rows up to it
     assert all("USING COVERING INDEX deliveries_subscription_due " in step for step in reads), plan
+    # the cut row's due time, by its key: one row an endpoint, the only lookup in the table
+    assert [step for step in plan if step.startswith(("SEARCH y ", "SCAN y"))] == [
+        "SEARCH y USING INDEX sqlite_autoindex_deliveries_1 (id=?)"
+    ], plan
 
 
 async def test_a_sqlite_database_from_before_0004_migrates_with_its_backlog(tmp_path: Path) -> None:
