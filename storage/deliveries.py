@@ -273,7 +273,7 @@ class DeliveriesStore(StoreBase):
 
         The first rows are picked before the joins, so that only they look their event and
         subscription up, and the window functions sort the claimed rows without the events'
-        payloads: a claim of 200 deliveries to 100 endpoints (10 events) cost PostgreSQL 34-41 µs
+        payloads: a claim of 200 deliveries to 100 endpoints (two events) cost PostgreSQL 34-41 µs
         a delivery against 49-55 when every row joined its event and the joined rows were sorted
         (docs/benchmarks.md, change 52)."""
         first = "row_number() OVER (PARTITION BY c.{} ORDER BY c.id) = 1"
