@@ -83,7 +83,12 @@ STEAL_NOTED = 1.0
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per target and backend: what was measured, and whether the target is met."""
-    rows: list[tuple[str, dict[str, Any]]] = []  # each with its scenario (`host_steal_percent`'s keys)
+    rows: list[dict[str, Any]] = []
+
+    def add(scenario: str, row: dict[str, Any]) -> None:
+        """`scenario`: the one the target is measured in (`host_steal_percent`'s keys)."""
+        rows.append(_with_steal(row, scenario, results))
+
     for backend, r in results.get("backends", {}).items():
         cb = _get(r, "ingest", "callboard")
         if cb is not None:
@@ -97,7 +102,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 and not cb.get("reused_items")
                 and not cb.get("errors")
             )
-            rows.append((
+            add(
                 "ingest",
                 {
                     "backend": backend,
@@ -109,7 +114,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "value": x,
                     "met": met,
                 },
-            ))  # fmt: skip
+            )
         fixed = _get(r, "e2e", "fixed_rate")
         if _get(r, "e2e") is not None:
             p99 = _get(fixed, "latency_ms", "p99")
@@ -120,7 +125,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 measured += f"; {spread}"
             if _get(r, "e2e", "error"):
                 measured = "error"
-            rows.append((
+            add(
                 "e2e",
                 {
                     "backend": backend,
@@ -129,13 +134,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "value": p99,
                     "met": met,
                 },
-            ))  # fmt: skip
+            )
         for case, label in FANOUT_CASES:
             got = _get(r, "fanout", case, "callboard", "deliveries_per_s")
             if _get(r, "fanout", case) is None:
                 continue
             x = ratio(got, _get(r, "fanout", case, "aiohttp", "deliveries_per_s"))
-            rows.append((
+            add(
                 "fanout",
                 {
                     "backend": backend,
@@ -144,8 +149,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "value": x,
                     "met": bool(x is not None and x >= FANOUT_RATIO),
                 },
-            ))  # fmt: skip
-    return [_with_steal(row, scenario, results) for scenario, row in rows]
+            )
+    return rows
 
 
 def _with_steal(row: dict[str, Any], scenario: str, results: dict[str, Any]) -> dict[str, Any]:

@@ -202,10 +202,10 @@ def sqlite_claim(excluded: int) -> str:
     nth = f"FROM deliveries x WHERE x.subscription_id = s.id AND {unleased} AND x.next_attempt_at <= ?"
     nth += " ORDER BY x.next_attempt_at, x.id LIMIT 1 OFFSET ?"
     return (
-        f"WITH nth AS MATERIALIZED (SELECT s.id AS sid, (SELECT x.id {nth}) AS last"
+        f"WITH cut_ids AS MATERIALIZED (SELECT s.id AS sid, (SELECT x.id {nth}) AS last"
         f" FROM subscriptions s WHERE s.enabled = 1{not_in}),"
         " cut AS MATERIALIZED (SELECT sid, last,"
-        " (SELECT y.next_attempt_at FROM deliveries y WHERE y.id = nth.last) AS at FROM nth)"
+        " (SELECT y.next_attempt_at FROM deliveries y WHERE y.id = cut_ids.last) AS at FROM cut_ids)"
         " UPDATE deliveries SET lease_until = ? WHERE id IN ("
         "SELECT x.id FROM cut CROSS JOIN deliveries x ON x.subscription_id = cut.sid"
         f" WHERE {unleased} AND x.next_attempt_at <= coalesce(cut.at, ?)"
