@@ -172,6 +172,10 @@ def _disable_row(r: Recorded) -> tuple[object, ...]:
     return (r.disable_reason, now, now, r.delivery.subscription_id)
 
 
+#: what makes a delivery due, as the due indexes' own condition (migration 0007): written out, not
+#: a parameter, so that a plan made for any values still matches those partial indexes
+DUE = f"status = '{DLV_PENDING}'"
+
 #: a PostgreSQL claim considers this many times its limit of candidates, so that the rows one
 #: concurrent claim takes are replaced by the next ones due (see `_pg_claim`)
 CLAIM_CANDIDATES = 2
@@ -181,7 +185,7 @@ def _pg_claim_args(
     now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str]
 ) -> tuple[object, ...]:
     candidates = limit * CLAIM_CANDIDATES
-    return (now + lease, DLV_PENDING, now, now, per_subscription, *exclude, candidates, DLV_PENDING, now, limit)
+    return (now + lease, now, now, per_subscription, *exclude, candidates, now, limit)
 
 
 def sqlite_claim(excluded: int) -> str:
@@ -198,7 +202,7 @@ def sqlite_claim(excluded: int) -> str:
     endpoint, leased ones included, on every claim. Every scan of `deliveries` here is of that
     index alone, the lease included (migration 0004): no row is looked up to be skipped."""
     not_in = f" AND s.id NOT IN {placeholders(excluded)}" if excluded else ""
-    unleased = "x.status = ? AND (x.lease_until IS NULL OR x.lease_until < ?)"
+    unleased = f"x.{DUE} AND (x.lease_until IS NULL OR x.lease_until < ?)"
     nth = f"FROM deliveries x WHERE x.subscription_id = s.id AND {unleased} AND x.next_attempt_at <= ?"
     nth += " ORDER BY x.next_attempt_at, x.id LIMIT 1 OFFSET ?"
     return (
@@ -217,7 +221,25 @@ def sqlite_claim(excluded: int) -> str:
 def sqlite_claim_args(
     now: float, lease: float, limit: int, per_subscription: int, exclude: Sequence[str]
 ) -> tuple[object, ...]:
-    return (DLV_PENDING, now, now, per_subscription - 1, *exclude, now + lease, DLV_PENDING, now, now, limit)
+    return (now, now, per_subscription - 1, *exclude, now + lease, now, now, limit)
+
+
+def deliveries_where(
+    *, event_id: str | None, subscription_id: str | None, status: str | None, cursor: str | None
+) -> tuple[str, list[Any]]:
+    """`list_deliveries`' WHERE clause and its arguments. Beside a status that is not `succeeded`,
+    the condition of the partial index on status, written out so that any plan can use it
+    (deliveries_status, migration 0007); succeeded rows are most of the table, found soon enough
+    by the primary key's scan."""
+    few = "" if status == DLV_SUCCEEDED else f" AND status <> '{DLV_SUCCEEDED}'"
+    return _rows.where(
+        {
+            "event_id = ?": event_id,
+            "subscription_id = ?": subscription_id,
+            f"status = ?{few}": status,
+            "id < ?": cursor,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -300,8 +322,8 @@ class DeliveriesStore(StoreBase):
         statistics are older than its backlog (a fresh table, autovacuum not yet round, or off):
         as `d.id IN (<candidates>)` the planner re-ran the candidates once per pending row
         (31 ms a claim with 400 pending; docs/benchmarks.md, change 28). The re-check is written
-        `(d.status = ?) IS TRUE` (the same, for a NOT NULL column) so that no index on `status`
-        matches it and the primary key's is the one left. The candidates outnumber `limit` so
+        `(d.status = 'pending') IS TRUE` (the same, for a NOT NULL column) so that no index on
+        `status` matches it and the primary key's is the one left. The candidates outnumber `limit` so
         that rows another claim locks or leases meanwhile (skipped, or dropped by the re-check)
         are replaced: a short claim still means nothing else was due, which the worker relies on."""
         not_in = f" AND s.id NOT IN {placeholders(excluded)}" if excluded else ""
@@ -309,10 +331,10 @@ class DeliveriesStore(StoreBase):
             "UPDATE deliveries SET lease_until = ? WHERE id IN ("
             "SELECT d.id FROM deliveries d WHERE d.id = ANY(ARRAY("
             "SELECT due.id FROM subscriptions s CROSS JOIN LATERAL (SELECT x.id, x.next_attempt_at FROM deliveries x"
-            " WHERE x.subscription_id = s.id AND x.status = ? AND x.next_attempt_at <= ?"
+            f" WHERE x.subscription_id = s.id AND x.{DUE} AND x.next_attempt_at <= ?"
             " AND (x.lease_until IS NULL OR x.lease_until < ?) ORDER BY x.next_attempt_at, x.id LIMIT ?) AS due"
             f" WHERE s.enabled = 1{not_in} ORDER BY due.next_attempt_at, due.id LIMIT ?))"
-            " AND (d.status = ?) IS TRUE AND (d.lease_until IS NULL OR d.lease_until < ?)"
+            f" AND (d.{DUE}) IS TRUE AND (d.lease_until IS NULL OR d.lease_until < ?)"
             f" ORDER BY d.next_attempt_at LIMIT ?{self.db.skip_locked}) RETURNING *"
         )
 
@@ -436,13 +458,8 @@ class DeliveriesStore(StoreBase):
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[Delivery]:
-        clause, args = _rows.where(
-            {
-                "event_id = ?": event_id,
-                "subscription_id = ?": subscription_id,
-                "status = ?": status,
-                "id < ?": cursor,
-            }
+        clause, args = deliveries_where(
+            event_id=event_id, subscription_id=subscription_id, status=status, cursor=cursor
         )
         async with self.db.read() as db:
             rows = await db.fetch(

@@ -165,14 +165,14 @@ def test_migrate_creates_schema_then_reports_up_to_date(tmp_path: Path, database
     applied = (
         "0001_initial, 0002_deliveries_due_per_subscription, 0003_subscriptions_version,"
         " 0004_deliveries_due_covers_the_lease, 0005_callbacks_without_job_index,"
-        " 0006_deliveries_room_for_leases"
+        " 0006_deliveries_room_for_leases, 0007_deliveries_due_holds_pending_rows"
     )
     assert first.stdout.strip() == f"applied: {applied}"
     again = run_cli("migrate", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "the schema is up to date"
     versions = [row["version"] for row in query(database_url, "SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3, 4, 5, 6]
+    assert versions == [1, 2, 3, 4, 5, 6, 7]
     for table in ("jobs", "callbacks", "events", "transcripts", "subscriptions", "deliveries"):
         assert count(database_url, table) == 0
 

@@ -176,8 +176,9 @@ async def test_a_sqlite_claim_skips_leased_rows_in_the_index_alone(tmp_path: Pat
 
 
 async def test_a_sqlite_database_from_before_0004_migrates_with_its_backlog(tmp_path: Path) -> None:
-    """A database made before migration 0004 (the index without the lease), deliveries pending
-    and one leased, takes the new index on opening and claims as before."""
+    """A database made before migrations 0004 and 0007 (the claim's index without the lease, over
+    every status), deliveries pending and one leased, takes the new indexes on opening and claims
+    as before."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     async with open_store(url) as store:
         sub = await subscription(store)
@@ -186,17 +187,22 @@ async def test_a_sqlite_database_from_before_0004_migrates_with_its_backlog(tmp_
         [leased] = await store.claim_deliveries(now=time.time() + 1, lease=600, limit=1, per_subscription=8)
     with contextlib.closing(sqlite3.connect(tmp_path / "old.db")) as db, db:  # back to migration 0003's schema
         db.execute("DROP INDEX deliveries_subscription_due")
+        db.execute("DROP INDEX deliveries_status")
         columns = "subscription_id, status, next_attempt_at, id"
         db.execute(f"CREATE INDEX deliveries_subscription_due ON deliveries ({columns})")
-        db.execute("DELETE FROM schema_migrations WHERE version = 4")
+        db.execute("CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)")
+        db.execute("DELETE FROM schema_migrations WHERE version IN (4, 7)")
     async with open_store(url) as store:
         claimed = await store.claim_deliveries(now=time.time() + 1, lease=60, limit=10, per_subscription=8)
         assert len(claimed) == 2 and leased.id not in {d.id for d in claimed}
     with contextlib.closing(sqlite3.connect(tmp_path / "old.db")) as db:
-        [(sql,)] = db.execute("SELECT sql FROM sqlite_master WHERE name = 'deliveries_subscription_due'").fetchall()
+        schema = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'deliveries' AND sql IS NOT NULL"
+        indexes = dict(db.execute(schema))
         versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
-    assert versions == [1, 2, 3, 4, 5, 6]
-    assert sql.endswith("(subscription_id, status, next_attempt_at, id, lease_until)")
+    assert versions == [1, 2, 3, 4, 5, 6, 7]
+    assert set(indexes) == {"deliveries", "deliveries_subscription_due", "deliveries_status"}
+    due = " ".join(indexes["deliveries_subscription_due"].split())
+    assert due.endswith("(subscription_id, status, next_attempt_at, id, lease_until) WHERE status = 'pending'")
 
 
 async def test_a_postgres_claim_leases_each_delivery_on_its_own_page(postgres_url: str) -> None:

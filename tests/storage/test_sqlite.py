@@ -220,6 +220,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
             "0004_deliveries_due_covers_the_lease",
             "0005_callbacks_without_job_index",
             "0006_deliveries_room_for_leases",
+            "0007_deliveries_due_holds_pending_rows",
         ]
         assert await backend.migrate() == []
     finally:
@@ -233,6 +234,7 @@ async def test_migrations_are_idempotent(url: str) -> None:
         (4, "0004_deliveries_due_covers_the_lease"),
         (5, "0005_callbacks_without_job_index"),
         (6, "0006_deliveries_room_for_leases"),
+        (7, "0007_deliveries_due_holds_pending_rows"),
     ]
 
 

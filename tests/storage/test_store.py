@@ -306,10 +306,11 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
             "0004_deliveries_due_covers_the_lease",
             "0005_callbacks_without_job_index",
             "0006_deliveries_room_for_leases",
+            "0007_deliveries_due_holds_pending_rows",
         ]
         assert await store.db.migrate() == []
     async with open_store(database_url) as store:
         await store.ping()
         async with store.db.read() as db:
             versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3, 4, 5, 6]
+    assert versions == [1, 2, 3, 4, 5, 6, 7]
