@@ -84,6 +84,12 @@ def signing_keys(sub: Subscription, now: float) -> list[bytes]:
     return keys
 
 
+def excerpt(body: bytes) -> str | None:
+    """The start of an answer as text that every backend stores: undecodable bytes and NUL (which
+    PostgreSQL's text refuses, failing the attempt's record) become U+FFFD."""
+    return body.decode("utf-8", "replace").replace("\x00", "\ufffd") or None
+
+
 def delivery_headers(event: Event, sub: Subscription, now: float) -> dict[str, str]:
     ts = int(now)
     return {
@@ -374,7 +380,7 @@ class DeliveryWorker:
             async with post as resp:
                 got.status_code = resp.status
                 got.retry_after = resp.headers.get("retry-after")
-                got.excerpt = (await resp.content.read(EXCERPT_BYTES)).decode("utf-8", "replace") or None
+                got.excerpt = excerpt(await resp.content.read(EXCERPT_BYTES))
         except TimeoutError:
             got.error = f"timed out after {self.config.timeout:g} s"
         except aiohttp.ClientConnectorError as exc:

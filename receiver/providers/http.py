@@ -42,7 +42,9 @@ def map_httpx_errors(provider: str, what: str) -> Iterator[None]:
 
 
 def _excerpt(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
+    """The start of an error's answer, one line, as text every backend stores (PostgreSQL's text
+    refuses NUL: the callback's error would not be recorded)."""
+    text = response.text.strip().replace("\n", " ").replace("\x00", "\ufffd")
     return text[:ERROR_EXCERPT] + ("…" if len(text) > ERROR_EXCERPT else "")
 
 

@@ -258,6 +258,19 @@ async def test_attempt_excerpt_is_bounded(store: Store, subscriber: Subscriber) 
     assert found[1][0].response_excerpt == "x" * EXCERPT_BYTES
 
 
+async def test_an_answer_with_nul_or_undecodable_bytes_is_recorded(store: Store, subscriber: Subscriber) -> None:
+    """PostgreSQL's text holds no NUL: stored as it came, the attempt's record failed, and the
+    delivery was sent again each time its lease ran out, never recorded."""
+    subscriber.script(Reply(200, body=b"ok\x00\xff!"))
+    delivery, event, sub = await _deliverable(store, subscriber.url)
+    async with _session() as session:
+        assert await _worker(store).attempt(session, delivery, event, sub) == "succeeded"
+    found = await store.get_delivery(delivery.id)
+    assert found is not None
+    assert found[0].status == "succeeded"
+    assert found[1][0].response_excerpt == "ok\ufffd\ufffd!"
+
+
 async def test_attempt_timeout_is_a_failure_with_no_status(store: Store, subscriber: Subscriber) -> None:
     subscriber.script(Reply(delay=5))
     delivery, event, sub = await _deliverable(store, subscriber.url)
