@@ -16,9 +16,10 @@ Otherwise they are written due, for whichever worker claims them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, Protocol
+
+import msgspec
 
 from routes.matching import matches
 from storage.records import Delivery, Event, Finish, Subscription
@@ -65,7 +66,7 @@ class Fanout:
         if sender is not None and finish.subscription_ids:
             lease_until = sender.lease_until(finish.subscription_ids)
         if lease_until is not None:
-            finish = dataclasses.replace(finish, lease_until=lease_until)
+            finish = msgspec.structs.replace(finish, lease_until=lease_until)
         finished = await self.store.finish(finish)
         if sender is not None and lease_until is not None and finished.leased:
             sender.take(finish.event, finished.leased, lease_until)

@@ -18,8 +18,9 @@ its statements runs once for the whole batch (executemany) rather than once per 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from storage import _rows
 from storage._base import StoreBase
@@ -167,8 +168,7 @@ SUBSCRIPTIONS_VERSION_KEY = "subscriptions_version"
 SUBSCRIPTIONS_VERSION = "SELECT value FROM meta WHERE key = ?"
 
 
-@dataclass(frozen=True)
-class ClaimedCallbacks:
+class ClaimedCallbacks(msgspec.Struct, frozen=True):
     """Claimed callbacks in arrival order, the jobs they name by id (missing ones left out), and
     the subscriptions' version as of the claim (None when there was nothing to claim)."""
 

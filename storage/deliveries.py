@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from storage import _rows
 from storage._base import StoreBase
@@ -122,8 +123,7 @@ _DISABLE = (
 )
 
 
-@dataclass(frozen=True)
-class Recorded:
+class Recorded(msgspec.Struct, frozen=True):
     """One attempt to record with the delivery's new state (see `record_attempt`)."""
 
     delivery: Delivery
@@ -242,8 +242,7 @@ def deliveries_where(
     )
 
 
-@dataclass(frozen=True)
-class ClaimedDeliveries:
+class ClaimedDeliveries(msgspec.Struct, frozen=True):
     """Claimed deliveries, earliest first, with their events and enabled subscriptions by id (one
     deleted or disabled meanwhile is missing)."""
 

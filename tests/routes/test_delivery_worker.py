@@ -8,13 +8,13 @@ import asyncio
 import datetime
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
 import standardwebhooks
 import svix.webhooks
+from msgspec.structs import replace
 
 from routes.fanout import Fanout
 from routes.retry import RetryPolicy

@@ -9,9 +9,10 @@ cannot be written fail by itself.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Awaitable
+
+import msgspec
 
 from storage.records import CB_DONE, CB_IGNORED, DLV_PENDING, JOB_COMPLETED, JOB_FAILED, Delivery, Finish, Finished
 from storage.store import Store, open_store
@@ -76,8 +77,8 @@ async def test_a_finish_that_cannot_be_written_fails_alone(database_url: str) ->
         sub = await subscription(store)
         jobs = await _jobs_with_callbacks(store, 3)
         finishes: list[Finish] = [finish(job_id, cb_id, [sub]) for job_id, cb_id in jobs]
-        taken = dataclasses.replace(finishes[1].event, id=finishes[0].event.id)  # an event id already used
-        finishes[1] = dataclasses.replace(finishes[1], event=taken)
+        taken = msgspec.structs.replace(finishes[1].event, id=finishes[0].event.id)  # an event id already used
+        finishes[1] = msgspec.structs.replace(finishes[1], event=taken)
         answers = await store.write_finishes(finishes)
         assert isinstance(answers[0], Finished) and answers[0].created
         assert isinstance(answers[2], Finished) and answers[2].created
@@ -92,7 +93,7 @@ async def test_a_finish_with_a_lease_writes_its_deliveries_leased_and_returns_th
         enabled, disabled = await subscription(store), await subscription(store, enabled=False)
         (job_a, cb_a), (job_b, cb_b) = await _jobs_with_callbacks(store, 2)
         lease_until = time.time() + 60
-        leased = dataclasses.replace(finish(job_a, cb_a, [enabled, disabled]), lease_until=lease_until)
+        leased = msgspec.structs.replace(finish(job_a, cb_a, [enabled, disabled]), lease_until=lease_until)
         plain = finish(job_b, cb_b, [enabled])
         results = await asyncio.gather(store.finish(leased), store.finish(plain))  # one batch
 
@@ -118,5 +119,5 @@ async def test_a_finish_for_a_job_already_finished_leases_nothing(database_url: 
         sub = await subscription(store)
         [(job_id, cb_id)] = await _jobs_with_callbacks(store, 1)
         assert await store.finish_job(finish(job_id, None, [sub]))
-        again = await store.finish(dataclasses.replace(finish(job_id, cb_id, [sub]), lease_until=time.time() + 60))
+        again = await store.finish(msgspec.structs.replace(finish(job_id, cb_id, [sub]), lease_until=time.time() + 60))
         assert again == Finished(created=False, leased=[])

@@ -9,7 +9,8 @@ disabling) and the status returned must be the same, which is what these tests p
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+
+import msgspec
 
 from storage.deliveries import Recorded
 from storage.ids import new_id
@@ -132,8 +133,8 @@ async def test_a_final_outcome_overrides_cancelled_and_a_missing_delivery_return
     ok = attempt(delivery, NOW + 100)
     assert await store.record_attempt(delivery, ok, status=DLV_SUCCEEDED, next_attempt_at=None) == DLV_SUCCEEDED
 
-    missing = dataclasses.replace(delivery, id=new_id("dlv"))
-    late = dataclasses.replace(attempt(missing, NOW + 200), delivery_id=missing.id)
+    missing = msgspec.structs.replace(delivery, id=new_id("dlv"))
+    late = msgspec.structs.replace(attempt(missing, NOW + 200), delivery_id=missing.id)
     assert await store.record_attempt(missing, late, status=DLV_PENDING, next_attempt_at=NOW + 205) == DLV_PENDING
     assert await store.get_delivery(missing.id) is None
     async with store.db.read() as db:
@@ -182,7 +183,7 @@ async def state(store: Store, deliveries: dict[str, list[Delivery]]) -> list[obj
             rows.append(
                 (stored.status, stored.attempts, stored.schedule_index, stored.next_attempt_at,
                  stored.last_status_code, stored.last_error, await lease_of(store, d.id),
-                 [dataclasses.replace(a, id="", delivery_id="") for a in attempts])
+                 [msgspec.structs.replace(a, id="", delivery_id="") for a in attempts])
             )  # fmt: skip
     return rows
 
@@ -240,8 +241,8 @@ async def test_an_attempt_that_cannot_be_written_fails_alone(store: Store) -> No
     """One bad record (an attempt id already taken) does not take the rest of its batch down."""
     deliveries = await world(store)
     records = [Recorded(*o) for o in outcomes(deliveries)]
-    taken = dataclasses.replace(records[2].attempt, id=records[1].attempt.id)
-    records[2] = dataclasses.replace(records[2], attempt=taken)
+    taken = msgspec.structs.replace(records[2].attempt, id=records[1].attempt.id)
+    records[2] = msgspec.structs.replace(records[2], attempt=taken)
     answers = await store.write_attempts(records)
     assert isinstance(answers[2], Exception)
     assert answers[:2] + answers[3:] == [DLV_PENDING, DLV_FAILED, DLV_PENDING, DLV_PENDING, DLV_SUCCEEDED]

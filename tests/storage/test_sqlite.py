@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from storage.batching import GroupCommit
@@ -177,7 +177,7 @@ async def test_group_commit_failed_flush_fails_every_waiter_of_the_batch_and_kee
     job_id = await new_job(store)
     commit: GroupCommit[NewCallback, IngestResult] = GroupCommit(store.write_callbacks)
     unencodable: dict[str, Any] = {"x": object()}
-    poisoned = dataclasses.replace(callback(job_id, "bad"), headers=unencodable)  # not JSON-able
+    poisoned = msgspec.structs.replace(callback(job_id, "bad"), headers=unencodable)  # not JSON-able
     outcomes = await asyncio.gather(
         commit.submit(callback(job_id, "a")), commit.submit(poisoned), commit.submit(callback(job_id, "b")),
         return_exceptions=True,
