@@ -24,6 +24,7 @@ def worker_config(service: Service) -> WorkerConfig:
         allow_private=s.allow_private_targets,
         disable_after=s.disable_after,
         health_interval=s.health_interval,
+        log_successes=s.log_level == "debug",
     )
 
 
