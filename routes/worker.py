@@ -40,7 +40,16 @@ from routes.retry import Outcome, RetryPolicy, classify
 from routes.signing import secret_key, signature_header
 from routes.ssrf import make_connector
 from storage.ids import new_id
-from storage.records import DLV_FAILED, DLV_PENDING, DLV_SUCCEEDED, Attempt, Delivery, Event, Subscription
+from storage.records import (
+    DLV_FAILED,
+    DLV_PENDING,
+    DLV_SUCCEEDED,
+    Attempt,
+    Delivery,
+    Event,
+    Subscription,
+    storable,
+)
 from storage.store import Store
 
 log = structlog.get_logger("callboard.delivery")
@@ -88,9 +97,8 @@ def signing_keys(sub: Subscription, now: float) -> list[bytes]:
 
 
 def excerpt(body: bytes) -> str | None:
-    """The start of an answer as text that every backend stores: undecodable bytes and NUL (which
-    PostgreSQL's text refuses, failing the attempt's record) become U+FFFD."""
-    return body.decode("utf-8", "replace").replace("\x00", "\ufffd") or None
+    """The start of an answer as text that every backend stores (`storable`)."""
+    return storable(body.decode("utf-8", "replace")) or None
 
 
 def delivery_headers(event: Event, sub: Subscription, now: float) -> dict[str, str]:

@@ -224,15 +224,15 @@ def sqlite_claim_args(
     return (now, now, per_subscription - 1, *exclude, now + lease, now, now, limit)
 
 
-def deliveries_where(
-    *, event_id: str | None, subscription_id: str | None, status: str | None, cursor: str | None
+def deliveries_listing(
+    *, event_id: str | None, subscription_id: str | None, status: str | None, cursor: str | None, rows: int
 ) -> tuple[str, list[Any]]:
-    """`list_deliveries`' WHERE clause and its arguments. Beside a status that is not `succeeded`,
-    the condition of the partial index on status, written out so that any plan can use it
-    (deliveries_status, migration 0007); succeeded rows are most of the table, found soon enough
-    by the primary key's scan."""
+    """`list_deliveries`' statement and its arguments, newest first, `rows` at most. Beside a
+    status that is not `succeeded`, the condition of the partial index on status, written out so
+    that any plan can use it (deliveries_status, migration 0007); succeeded rows are most of the
+    table, found soon enough by the primary key's scan."""
     few = "" if status == DLV_SUCCEEDED else f" AND status <> '{DLV_SUCCEEDED}'"
-    return _rows.where(
+    clause, args = _rows.where(
         {
             "event_id = ?": event_id,
             "subscription_id = ?": subscription_id,
@@ -240,6 +240,7 @@ def deliveries_where(
             "id < ?": cursor,
         }
     )
+    return f"SELECT * FROM deliveries{clause} ORDER BY id DESC LIMIT ?", [*args, rows]
 
 
 class ClaimedDeliveries(msgspec.Struct, frozen=True):
@@ -322,9 +323,10 @@ class DeliveriesStore(StoreBase):
         as `d.id IN (<candidates>)` the planner re-ran the candidates once per pending row
         (31 ms a claim with 400 pending; docs/benchmarks.md, change 28). The re-check is written
         `(d.status = 'pending') IS TRUE` (the same, for a NOT NULL column) so that no index on
-        `status` matches it and the primary key's is the one left. The candidates outnumber `limit` so
-        that rows another claim locks or leases meanwhile (skipped, or dropped by the re-check)
-        are replaced: a short claim still means nothing else was due, which the worker relies on."""
+        `status` matches it and the primary key's is the one left. The candidates outnumber
+        `limit` so that rows another claim locks or leases meanwhile (skipped, or dropped by the
+        re-check) are replaced: a short claim still means nothing else was due, which the worker
+        relies on."""
         not_in = f" AND s.id NOT IN {placeholders(excluded)}" if excluded else ""
         return (
             "UPDATE deliveries SET lease_until = ? WHERE id IN ("
@@ -457,13 +459,11 @@ class DeliveriesStore(StoreBase):
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[Delivery]:
-        clause, args = deliveries_where(
-            event_id=event_id, subscription_id=subscription_id, status=status, cursor=cursor
+        sql, args = deliveries_listing(
+            event_id=event_id, subscription_id=subscription_id, status=status, cursor=cursor, rows=limit + 1
         )
         async with self.db.read() as db:
-            rows = await db.fetch(
-                f"SELECT * FROM deliveries{clause} ORDER BY id DESC LIMIT ?", *args, limit + 1
-            )
+            rows = await db.fetch(sql, *args)
         items = [_rows.delivery(r) for r in rows[:limit]]
         return Page(items, items[-1].id if len(rows) > limit else None)
 

@@ -3,8 +3,9 @@
 The records are frozen `msgspec.Struct`s, not frozen dataclasses: a dataclass's `__init__` sets
 each field through `object.__setattr__`, 1.4-1.6 µs for a delivery's eleven, against 0.1-0.3 µs
 for a Struct, and a delivery makes four or five of them (its row, its event, the attempt, its
-record). In-process drains and ingest, at the same moment as the dataclasses: 3-4 % less CPU a
-delivery or callback (docs/benchmarks.md, change 55). Copy with `msgspec.structs.replace`."""
+record). In-process drains and ingest, at the same moment as the dataclasses: 2-4.5 % less CPU
+a delivery or callback, by the medians (docs/benchmarks.md, change 55). Copy with
+`msgspec.structs.replace`."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ CB_FAILED = "failed"
 DLV_PENDING = "pending"
 DLV_SUCCEEDED = "succeeded"
 DLV_FAILED = "failed"
+
+
+def storable(text: str) -> str:
+    """Text from outside (an answer's excerpt) as every backend stores it: PostgreSQL's text holds
+    no NUL, and a record carrying one fails to be written, so NUL becomes U+FFFD, as undecodable
+    bytes already do."""
+    return text.replace("\x00", "\ufffd")
 
 
 class Job(msgspec.Struct, frozen=True):

@@ -14,6 +14,7 @@ import httpx
 import msgspec
 
 from receiver.exceptions import ProviderRejectedError, ProviderUnavailableError
+from storage.records import storable
 
 DEFAULT_PROVIDER_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 ERROR_EXCERPT = 300
@@ -42,9 +43,8 @@ def map_httpx_errors(provider: str, what: str) -> Iterator[None]:
 
 
 def _excerpt(response: httpx.Response) -> str:
-    """The start of an error's answer, one line, as text every backend stores (PostgreSQL's text
-    refuses NUL: the callback's error would not be recorded)."""
-    text = response.text.strip().replace("\n", " ").replace("\x00", "\ufffd")
+    """The start of an error's answer, one line, as text every backend stores (`storable`)."""
+    text = storable(response.text.strip().replace("\n", " "))
     return text[:ERROR_EXCERPT] + ("…" if len(text) > ERROR_EXCERPT else "")
 
 

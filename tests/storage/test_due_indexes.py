@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from storage.deliveries import _pg_claim_args, deliveries_where, sqlite_claim, sqlite_claim_args
+from storage.deliveries import _pg_claim_args, deliveries_listing, sqlite_claim, sqlite_claim_args
 from storage.postgres import convert
 from storage.records import DLV_FAILED, DLV_PENDING, DLV_SUCCEEDED
 from storage.store import Store, open_store
@@ -23,9 +23,8 @@ from tests.storage.test_record_attempt import attempt
 
 
 def listing(status: str) -> tuple[str, list[object]]:
-    """`list_deliveries`' statement for one status, as the store runs it."""
-    clause, args = deliveries_where(event_id=None, subscription_id=None, status=status, cursor=None)
-    return f"SELECT * FROM deliveries{clause} ORDER BY id DESC LIMIT ?", [*args, 51]
+    """`list_deliveries`' statement for one status, as the store runs it for a page of 50."""
+    return deliveries_listing(event_id=None, subscription_id=None, status=status, cursor=None, rows=51)
 
 
 async def test_each_status_lists_its_deliveries_and_only_pending_ones_are_claimed(store: Store) -> None:
