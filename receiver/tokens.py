@@ -17,11 +17,31 @@ import hashlib
 import hmac
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.signer import HMACAlgorithm
 
 from receiver.exceptions import VerificationError
+from routes.signing import keyed
 
 TOKEN_MAX_AGE = 90 * 86400  # providers retry for hours or days; jobs can run long: 90 days
 SALT = "callboard.callback"
+
+
+class _KeyedHMAC(HMACAlgorithm):
+    """itsdangerous' HMAC with its one key taken in once: each signature copies that state
+    (0.7 µs less a token here, as `routes.signing.keyed`). Another key, if ever given one, goes
+    the ordinary way."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(hashlib.sha1)
+        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha1)
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        if key != self._key:
+            return super().get_signature(key, value)
+        mac = self._keyed.copy()
+        mac.update(value)
+        return mac.digest()
 
 
 class Tokens:
@@ -34,7 +54,9 @@ class Tokens:
         # `hmac` cannot hand to OpenSSL, so it ran the pure-Python HMAC; `hashlib.sha1` is the
         # same SHA-1 in OpenSSL's HMAC, the same bytes.
         derived = TimestampSigner(secret_key, salt=SALT, digest_method=hashlib.sha1).derive_key()
-        self._signer = TimestampSigner(derived, salt=SALT, key_derivation="none", digest_method=hashlib.sha1)
+        self._signer = TimestampSigner(
+            derived, salt=SALT, key_derivation="none", digest_method=hashlib.sha1, algorithm=_KeyedHMAC(derived)
+        )
         self._legacy = URLSafeTimedSerializer(secret_key, salt=SALT)
         self._max_age = max_age
 
@@ -68,4 +90,6 @@ class Tokens:
         return str(job_id)
 
     def job_secret(self, job_id: str, provider: str) -> str:
-        return hmac.new(self._key, f"job-secret:{provider}:{job_id}".encode(), hashlib.sha256).hexdigest()[:40]
+        mac = keyed(self._key).copy()  # HMAC-SHA256 with the secret key
+        mac.update(f"job-secret:{provider}:{job_id}".encode())
+        return mac.hexdigest()[:40]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 
 import pytest
@@ -172,6 +174,26 @@ def test_job_secret_is_stable_and_differs_per_job_provider_and_key() -> None:
     assert secret != Tokens(KEY).job_secret(JOB, "revai")
     assert secret != Tokens("another-key").job_secret(JOB, "assemblyai")
     assert secret not in Tokens(KEY).make(JOB, "assemblyai")
+
+
+def test_job_secret_is_the_hmac_sha256_of_job_and_provider_under_the_secret_key() -> None:
+    """Computed from a copied keyed state (`routes.signing.keyed`), it is still exactly this."""
+    tokens = Tokens(KEY)
+    for job, provider in ((JOB, "assemblyai"), ("job_other", "revai"), (JOB, "assemblyai")):
+        expected = hmac.new(KEY.encode(), f"job-secret:{provider}:{job}".encode(), hashlib.sha256).hexdigest()[:40]
+        assert tokens.job_secret(job, provider) == expected
+
+
+def test_one_tokens_instance_signs_and_verifies_many_as_itsdangerous_does() -> None:
+    """Each signature copies the signer's keyed HMAC state; using it must not change it."""
+    tokens, plain = Tokens(KEY), TimestampSigner(KEY, salt=SALT)
+    jobs = [f"job_{i:026d}" for i in range(5)]
+    for job in jobs + jobs:
+        assert tokens.verify(plain.sign(f"generic.{job}").decode(), "generic") == job
+        assert plain.unsign(tokens.make(job, "generic"), max_age=60).decode() == f"generic.{job}"
+    with pytest.raises(VerificationError, match="not valid"):
+        tokens.verify(TimestampSigner("another-key", salt=SALT).sign(f"generic.{JOB}").decode(), "generic")
+    assert tokens.verify(plain.sign(f"generic.{JOB}").decode(), "generic") == JOB
 
 
 def test_tokens_are_those_itsdangerous_signs_with_the_secret_key_itself() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
 from collections.abc import Callable
 
@@ -56,6 +58,18 @@ def _headers(secrets: list[str], msg_id: str, body: bytes, timestamp: int | None
 
 def test_sign_matches_the_known_answer_vector() -> None:
     assert SIGNATURE == signing.sign(signing.secret_key(SECRET), MSG_ID, TIMESTAMP, BODY)
+
+
+def test_signing_again_with_a_key_gives_the_same_answers() -> None:
+    """Each signature copies the key's cached keyed state (`signing.keyed`); using it must not
+    change it, so signatures interleaved across keys and bodies keep the known answers."""
+    first, second = signing.secret_key(SECRET), signing.secret_key(SECOND_SECRET)
+    for _ in range(3):
+        assert signing.sign(first, MSG_ID, TIMESTAMP, BODY) == SIGNATURE
+        assert signing.sign(first, MSG_ID, TIMESTAMP, BODY + b" ") != SIGNATURE
+        assert signing.sign(second, MSG_ID, TIMESTAMP, BODY) == SECOND_SIGNATURE
+    expected = hmac.new(first, f"{MSG_ID}.{TIMESTAMP}.".encode() + BODY, hashlib.sha256).digest()
+    assert signing.digest(first, MSG_ID, TIMESTAMP, BODY) == expected
 
 
 def test_sign_accepts_the_timestamp_as_string_or_int() -> None:
