@@ -20,10 +20,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from receiver import metrics
-from receiver.api.common import service
 from receiver.exceptions import CallboardError, NotFoundError, UnusableBodyError, VerificationError
 from receiver.providers import REGISTRY
 from receiver.providers.base import Inbound, Provider
+from receiver.service import Service
 from storage.ids import new_id
 from storage.records import NewCallback
 
@@ -94,9 +94,11 @@ async def receive(request: Request) -> Response:
     started = time.perf_counter()
     provider = request.path_params["provider"]
     token: str | None = request.path_params.get("token")
-    outcome, job_id = "error", None
+    outcome, job_id, debug = "error", None, False
     try:
-        svc = service(request)
+        state = request.app.state  # looked up once: each attribute of a Starlette State costs ~0.8 µs
+        svc: Service = state.service
+        debug = svc.settings.log_level == "debug"
         adapter = svc.adapter(provider)
         if token is None and not adapter.provider_level:
             raise NotFoundError(
@@ -135,7 +137,7 @@ async def receive(request: Request) -> Response:
             raise VerificationError("the callback token names a job that does not exist")
         outcome = "duplicate" if result.duplicate else "stored"
         if not result.duplicate:
-            request.app.state.wake_processor()
+            state.wake_processor()
         return Response(
             msgspec.json.encode({"id": result.id, "duplicate": result.duplicate}),
             media_type="application/json",
@@ -153,7 +155,7 @@ async def receive(request: Request) -> Response:
         # as a duplicate) has no other line, and is logged at info. The level is checked here
         # first: a line at a filtered level still costs about 1 µs (the lazy logger's lookup,
         # the keyword arguments, the no-op call).
-        if outcome != "stored" or service(request).settings.log_level == "debug":
+        if outcome != "stored" or debug:
             emit = log.debug if outcome == "stored" else log.info
             emit("callback", provider=provider, job=job_id, outcome=outcome, latency_ms=round(latency * 1000, 2))
 
