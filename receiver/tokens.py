@@ -26,20 +26,15 @@ TOKEN_MAX_AGE = 90 * 86400  # providers retry for hours or days; jobs can run lo
 SALT = "callboard.callback"
 
 
-class _KeyedHMAC(HMACAlgorithm):
-    """itsdangerous' HMAC with its one key taken in once: each signature copies that state
-    (0.7 µs less a token here, as `routes.signing.keyed`). Another key, if ever given one, goes
-    the ordinary way."""
+class _KeyedSHA1(HMACAlgorithm):
+    """itsdangerous' HMAC-SHA1, each signature from a copy of the key's keyed state
+    (`routes.signing.keyed`): 0.7 µs less a token."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self) -> None:
         super().__init__(hashlib.sha1)
-        self._key = key
-        self._keyed = hmac.new(key, digestmod=hashlib.sha1)
 
     def get_signature(self, key: bytes, value: bytes) -> bytes:
-        if key != self._key:
-            return super().get_signature(key, value)
-        mac = self._keyed.copy()
+        mac = keyed(key, "sha1").copy()
         mac.update(value)
         return mac.digest()
 
@@ -55,7 +50,7 @@ class Tokens:
         # same SHA-1 in OpenSSL's HMAC, the same bytes.
         derived = TimestampSigner(secret_key, salt=SALT, digest_method=hashlib.sha1).derive_key()
         self._signer = TimestampSigner(
-            derived, salt=SALT, key_derivation="none", digest_method=hashlib.sha1, algorithm=_KeyedHMAC(derived)
+            derived, salt=SALT, key_derivation="none", digest_method=hashlib.sha1, algorithm=_KeyedSHA1()
         )
         self._legacy = URLSafeTimedSerializer(secret_key, salt=SALT)
         self._max_age = max_age
